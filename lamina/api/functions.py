@@ -1,0 +1,190 @@
+"""CreateFunction, GetFunction(Configuration), UpdateFunctionCode/Configuration, DeleteFunction,
+ListFunctions: the wire side. Rules live in control/registry.py and control/validation.py."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Any
+
+from lamina.api.http import Request, Response, Router, empty, json_response
+from lamina.api.wire import function_configuration
+from lamina.control import validation
+from lamina.control.code_store import CodeStore
+from lamina.control.names import NAME_RE, parse_function_ref
+from lamina.control.registry import Registry
+from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
+
+# Members Lamina stores and echoes without acting on them.
+_STORED_ONLY = ("VpcConfig", "KMSKeyArn", "FileSystemConfigs", "ImageConfig", "CodeSigningConfigArn",
+                "SnapStart", "TenancyConfig", "CapacityProviderConfig", "DurableConfig",
+                "RuntimeConfig", "AcceleratorConfig")
+
+
+def _zip_bytes(code: Any) -> bytes:
+    if not isinstance(code, dict):
+        raise InvalidParameterValueException("Code must be an object with ZipFile.")
+    if "ZipFile" not in code:
+        if "S3Bucket" in code or "ImageUri" in code:
+            raise InvalidParameterValueException(
+                "Lamina accepts deployment packages as Code.ZipFile only (S3 and images are not supported)."
+            )
+        raise InvalidParameterValueException("Please provide a source for function code.")
+    try:
+        return base64.b64decode(code["ZipFile"], validate=True)
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise InvalidParameterValueException("Code.ZipFile is not valid base64.") from exc
+
+
+def _config_fields(body: dict[str, Any], runtime: str, *, creating: bool) -> dict[str, Any]:
+    """Map wire members to FunctionConfig fields, validating each with Lambda's limits."""
+    f: dict[str, Any] = {}
+    if "Role" in body or creating:
+        f["role"] = validation.role(body.get("Role"))
+    if "Handler" in body or creating:
+        f["handler"] = validation.handler(body.get("Handler"), runtime)
+    if "Description" in body:
+        f["description"] = validation.description(body["Description"])
+    if "Timeout" in body:
+        f["timeout_s"] = validation.timeout_s(body["Timeout"])
+    if "MemorySize" in body:
+        f["memory_mb"] = validation.memory_mb(body["MemorySize"])
+    if "EphemeralStorage" in body:
+        f["ephemeral_mb"] = validation.ephemeral_mb(body["EphemeralStorage"])
+    if "Environment" in body:
+        f["environment"] = validation.environment(body["Environment"])
+    if "Layers" in body:
+        f["layers"] = validation.layers(body["Layers"])
+    if "TracingConfig" in body:
+        mode = (body["TracingConfig"] or {}).get("Mode", "PassThrough")
+        if mode not in ("Active", "PassThrough"):
+            raise validation.constraint_error(mode, "tracingConfig.mode", "Member must satisfy enum value set: [Active, PassThrough]")
+        f["tracing_mode"] = mode
+    if "DeadLetterConfig" in body:
+        f["dead_letter_target"] = (body["DeadLetterConfig"] or {}).get("TargetArn") or None
+    if "LoggingConfig" in body:
+        lc = validation.logging_config(body["LoggingConfig"])
+        f["log_format"] = lc["LogFormat"]
+        f["log_group"] = lc.get("LogGroup")
+        f["application_log_level"] = lc.get("ApplicationLogLevel")
+        f["system_log_level"] = lc.get("SystemLogLevel")
+    extra = {k: body[k] for k in _STORED_ONLY if k in body}
+    if extra:
+        f["extra"] = extra
+    return f
+
+
+class FunctionsAPI:
+    def __init__(self, registry: Registry, code: CodeStore) -> None:
+        self.registry = registry
+        self.code = code
+
+    def mount(self, router: Router) -> None:
+        base = "/2015-03-31/functions"
+        router.add("POST", base, self.create)
+        router.add("GET", base, self.list)
+        router.add("GET", base + "/", self.list)
+        router.add("GET", base + "/{name}", self.get)
+        router.add("GET", base + "/{name}/configuration", self.get_configuration)
+        router.add("PUT", base + "/{name}/code", self.update_code)
+        router.add("PUT", base + "/{name}/configuration", self.update_configuration)
+        router.add("DELETE", base + "/{name}", self.delete)
+        router.add("GET", "/_lamina/code/{sha}.zip", self.download)
+
+    async def create(self, req: Request) -> Response:
+        body = req.json()
+        name = body.get("FunctionName")
+        if not isinstance(name, str):
+            raise validation.constraint_error(name, "functionName", "Member must not be null")
+        ref = parse_function_ref(name, allow_qualifier=False)
+        if not NAME_RE.fullmatch(ref.name):
+            raise validation.constraint_error(name, "functionName", "Member must have length less than or equal to 64")
+        package_type = body.get("PackageType", "Zip")
+        if package_type != "Zip":
+            raise InvalidParameterValueException("Lamina supports PackageType Zip only.")
+        runtime = body.get("Runtime")
+        if runtime is None:
+            raise InvalidParameterValueException("Runtime is required for a Zip package.")
+        validation.runtime(runtime, self.registry.runtimes)
+        fields = _config_fields(body, runtime, creating=True)
+        fields["name"] = ref.name
+        fields["runtime"] = runtime
+        if "Architectures" in body:
+            fields["architectures"] = validation.architectures(body["Architectures"])
+        if body.get("Tags"):
+            fields.setdefault("extra", {})["Tags"] = body["Tags"]
+        zip_bytes = _zip_bytes(body.get("Code"))
+        cfg = await self.registry.create(req.region, fields, zip_bytes)
+        return json_response(function_configuration(cfg), 201)
+
+    async def get(self, req: Request) -> Response:
+        ref = parse_function_ref(req.params["name"])
+        record = self.registry.record(req.region, ref)
+        cfg = self.registry.resolve(req.region, ref, req.query_one("Qualifier"))
+        out: dict[str, Any] = {
+            "Configuration": function_configuration(cfg, qualified=cfg.version != "$LATEST"),
+            "Code": {
+                "RepositoryType": "S3",
+                "Location": f"http://{req.host}/_lamina/code/{cfg.code.sha256_hex}.zip",
+            },
+        }
+        if record.tags:
+            out["Tags"] = record.tags
+        if record.reserved_concurrency is not None:
+            out["Concurrency"] = {"ReservedConcurrentExecutions": record.reserved_concurrency}
+        return json_response(out)
+
+    async def get_configuration(self, req: Request) -> Response:
+        ref = parse_function_ref(req.params["name"])
+        cfg = self.registry.resolve(req.region, ref, req.query_one("Qualifier"))
+        return json_response(function_configuration(cfg, qualified=cfg.version != "$LATEST"))
+
+    async def update_code(self, req: Request) -> Response:
+        ref = parse_function_ref(req.params["name"], allow_qualifier=False)
+        body = req.json()
+        zip_bytes = _zip_bytes({k: v for k, v in body.items() if k in ("ZipFile", "S3Bucket", "ImageUri")})
+        archs = validation.architectures(body["Architectures"]) if "Architectures" in body else None
+        if body.get("DryRun"):
+            self.registry.record(req.region, ref)
+            return json_response(function_configuration(self.registry.resolve(req.region, ref)))
+        cfg = await self.registry.update_code(
+            req.region, ref, zip_bytes, revision_id=body.get("RevisionId"), architectures=archs
+        )
+        return json_response(function_configuration(cfg))
+
+    async def update_configuration(self, req: Request) -> Response:
+        ref = parse_function_ref(req.params["name"], allow_qualifier=False)
+        body = req.json()
+        current = self.registry.resolve(req.region, ref)
+        runtime = body.get("Runtime", current.runtime)
+        changes = _config_fields(body, runtime, creating=False)
+        if "Runtime" in body:
+            changes["runtime"] = runtime
+        cfg = await self.registry.update_configuration(
+            req.region, ref, changes, revision_id=body.get("RevisionId")
+        )
+        return json_response(function_configuration(cfg))
+
+    async def delete(self, req: Request) -> Response:
+        ref = parse_function_ref(req.params["name"])
+        await self.registry.delete(req.region, ref, req.query_one("Qualifier"))
+        return empty(204)
+
+    async def list(self, req: Request) -> Response:
+        max_items = req.query_one("MaxItems")
+        limit = validation.int_in_range(int(max_items), "maxItems", 1, 10000) if max_items and max_items.isdigit() else None
+        if max_items is not None and limit is None:
+            raise validation.constraint_error(max_items, "maxItems", "Member must be an integer")
+        configs, marker = self.registry.list(req.region, req.query_one("Marker"), limit)
+        out: dict[str, Any] = {"Functions": [function_configuration(c) for c in configs]}
+        if marker:
+            out["NextMarker"] = marker
+        return json_response(out)
+
+    async def download(self, req: Request) -> Response:
+        sha = req.params["sha"]
+        path: Path = self.code.zip_path(sha)
+        if len(sha) != 64 or not path.is_file():
+            raise ResourceNotFoundException("The resource you requested does not exist.")
+        return Response(200, path.read_bytes(), [], "application/zip")

@@ -1,0 +1,98 @@
+"""Invoke (and the deprecated InvokeAsync): the wire side of the invoke path."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from lamina.api.http import Request, Response, Router, empty, json_response
+from lamina.control.names import FunctionRef, merge_qualifier, parse_function_ref
+from lamina.errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    RequestTooLargeException,
+)
+from lamina.invoke.dispatcher import Dispatcher, decode_client_context
+
+SYNC_PAYLOAD_MAX = 6 * 1024 * 1024  # 6 MB request and response (AWS)
+ASYNC_PAYLOAD_MAX = 1024 * 1024  # 1 MB for Event invocations (AWS, since 2025)
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+@lru_cache(maxsize=4096)
+def _ref(name: str) -> FunctionRef:
+    return parse_function_ref(name)
+
+
+def check_payload(payload: bytes, limit: int) -> bytes:
+    """Lambda takes only JSON payloads, within the size limit of the invocation type."""
+    if len(payload) > limit:
+        raise RequestTooLargeException(
+            f"Request must be smaller than {limit} bytes for the Invoke operation"
+        )
+    if not payload:
+        return b"{}"
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc}"
+        ) from exc
+    return payload
+
+
+class InvokeAPI:
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def mount(self, router: Router) -> None:
+        router.add("POST", "/2015-03-31/functions/{name}/invocations", self.invoke)
+        router.add("POST", "/2014-11-13/functions/{name}/invoke-async", self.invoke_async)
+        router.add("POST", "/2014-11-13/functions/{name}/invoke-async/", self.invoke_async)
+
+    async def invoke(self, req: Request) -> Response:
+        ref = _ref(req.params["name"])
+        qualifier = merge_qualifier(ref, req.query_one("Qualifier"))
+        cfg = self.dispatcher.resolve(req.region, ref, qualifier)
+        headers = req.headers
+        invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
+        if invocation_type not in INVOCATION_TYPES:
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed "
+                "to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+            )
+        log_type = headers.get("x-amz-log-type", "None")
+        if log_type not in ("None", "Tail"):
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy "
+                "constraint: Member must satisfy enum value set: [None, Tail]"
+            )
+        invoked_arn = cfg.arn if qualifier is None else f"{cfg.arn}:{qualifier}"
+        if invocation_type == "Event":
+            payload = check_payload(req.body, ASYNC_PAYLOAD_MAX)
+            self.dispatcher.invoke_in_background(
+                cfg, payload, invoked_arn=invoked_arn, request_id=req.request_id
+            )
+            return empty(202)
+        payload = check_payload(req.body, SYNC_PAYLOAD_MAX)
+        client_context = decode_client_context(headers.get("x-amz-client-context"))
+        if invocation_type == "DryRun":
+            return empty(204)
+        result = await self.dispatcher.invoke(
+            cfg, payload, invoked_arn=invoked_arn, log_tail=log_type == "Tail",
+            client_context=client_context, trace_id=headers.get("x-amzn-trace-id"),
+            request_id=req.request_id,
+        )
+        out = [("X-Amz-Executed-Version", result.executed_version)]
+        if result.function_error:
+            out.append(("X-Amz-Function-Error", result.function_error))
+        if result.log_tail is not None:
+            out.append(("X-Amz-Log-Result", result.log_tail))
+        return Response(200, result.payload, out, result.content_type)
+
+    async def invoke_async(self, req: Request) -> Response:
+        ref = _ref(req.params["name"])
+        cfg = self.dispatcher.resolve(req.region, ref, ref.qualifier)
+        payload = check_payload(req.body, ASYNC_PAYLOAD_MAX)
+        self.dispatcher.invoke_in_background(cfg, payload, invoked_arn=cfg.arn, request_id=req.request_id)
+        return json_response({"Status": 202}, 202)

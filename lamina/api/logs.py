@@ -1,0 +1,138 @@
+"""A read-only CloudWatch Logs API (JSON 1.1, X-Amz-Target `Logs_20140328.*`) over the log store,
+so that `aws logs tail /aws/lambda/NAME --follow`, SAM and SDK code read function logs unchanged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lamina.api.http import Request, Response, json_response
+from lamina.observe.logs import LogStore
+
+TARGET = "Logs_20140328"
+JSON_11 = "application/x-amz-json-1.1"
+
+
+def _error(code: str, message: str, status: int = 400) -> Response:
+    return Response(status, json.dumps({"__type": code, "message": message}).encode(), [], JSON_11)
+
+
+def _ok(data: dict[str, Any]) -> Response:
+    resp = json_response(data)
+    resp.content_type = JSON_11
+    return resp
+
+
+class LogsAPI:
+    def __init__(self, logs: LogStore, account_id: str) -> None:
+        self.logs = logs
+        self.account_id = account_id
+
+    async def __call__(self, req: Request, operation: str) -> Response:
+        try:
+            body = json.loads(req.body or b"{}")
+        except ValueError:
+            return _error("SerializationException", "The request body is not valid JSON.")
+        handler = {
+            "DescribeLogGroups": self.describe_log_groups,
+            "DescribeLogStreams": self.describe_log_streams,
+            "GetLogEvents": self.get_log_events,
+            "FilterLogEvents": self.filter_log_events,
+        }.get(operation)
+        if handler is None:
+            return _error("UnknownOperationException", f"Lamina does not serve Logs.{operation}.")
+        return await handler(req, body)
+
+    def _group_arn(self, region: str, group: str) -> str:
+        return f"arn:aws:logs:{region}:{self.account_id}:log-group:{group}"
+
+    @staticmethod
+    def _group_name(body: dict[str, Any]) -> str | None:
+        name = body.get("logGroupName")
+        ident = body.get("logGroupIdentifier")
+        if name is None and isinstance(ident, str):
+            name = ident.split(":log-group:", 1)[-1]
+        return name if isinstance(name, str) else None
+
+    async def describe_log_groups(self, req: Request, body: dict[str, Any]) -> Response:
+        groups = await self.logs.groups(req.region, body.get("logGroupNamePrefix"))
+        return _ok({"logGroups": [
+            {"logGroupName": g, "creationTime": t, "arn": self._group_arn(req.region, g) + ":*",
+             "storedBytes": 0}
+            for g, t in groups
+        ]})
+
+    async def describe_log_streams(self, req: Request, body: dict[str, Any]) -> Response:
+        group = self._group_name(body)
+        if group is None:
+            return _error("InvalidParameterException", "logGroupName is required.")
+        streams = await self.logs.streams(req.region, group)
+        if not streams and group not in {g for g, _ in await self.logs.groups(req.region, group)}:
+            return _error("ResourceNotFoundException", "The specified log group does not exist.")
+        prefix = body.get("logStreamNamePrefix")
+        if prefix:
+            streams = [s for s in streams if s.name.startswith(prefix)]
+        if body.get("orderBy", "LogStreamName") == "LogStreamName":
+            streams.sort(key=lambda s: s.name, reverse=bool(body.get("descending")))
+        elif not body.get("descending"):
+            streams.reverse()
+        limit = int(body.get("limit") or 50)
+        return _ok({"logStreams": [
+            {"logStreamName": s.name, "creationTime": s.first_event,
+             "firstEventTimestamp": s.first_event, "lastEventTimestamp": s.last_event,
+             "lastIngestionTime": s.last_ingestion, "storedBytes": s.stored_bytes,
+             "arn": f"{self._group_arn(req.region, group)}:log-stream:{s.name}"}
+            for s in streams[:limit]
+        ]})
+
+    async def get_log_events(self, req: Request, body: dict[str, Any]) -> Response:
+        group = self._group_name(body)
+        stream = body.get("logStreamName")
+        if group is None or not isinstance(stream, str):
+            return _error("InvalidParameterException", "logGroupName and logStreamName are required.")
+        after = _token(body.get("nextToken"))
+        events = await self.logs.events(
+            req.region, group, streams=[stream], start_ms=body.get("startTime"),
+            end_ms=body.get("endTime"), after_id=after, limit=int(body.get("limit") or 10000),
+        )
+        last = events[-1].id if events else after
+        return _ok({
+            "events": [{"timestamp": e.timestamp, "message": e.message, "ingestionTime": e.ingestion_time} for e in events],
+            "nextForwardToken": f"f/{last}",
+            "nextBackwardToken": f"b/{after}",
+        })
+
+    async def filter_log_events(self, req: Request, body: dict[str, Any]) -> Response:
+        group = self._group_name(body)
+        if group is None:
+            return _error("InvalidParameterException", "logGroupName is required.")
+        streams = body.get("logStreamNames")
+        pattern = (body.get("filterPattern") or "").strip().strip('"') or None
+        limit = int(body.get("limit") or 10000)
+        events = await self.logs.events(
+            req.region, group, streams=streams, start_ms=body.get("startTime"),
+            end_ms=body.get("endTime"), after_id=_token(body.get("nextToken")),
+            contains=pattern, limit=limit,
+        )
+        prefix = body.get("logStreamNamePrefix")
+        if prefix:
+            events = [e for e in events if e.log_stream.startswith(prefix)]
+        out: dict[str, Any] = {
+            "events": [
+                {"logStreamName": e.log_stream, "timestamp": e.timestamp, "message": e.message,
+                 "ingestionTime": e.ingestion_time, "eventId": str(e.id)}
+                for e in events
+            ],
+            "searchedLogStreams": [],
+        }
+        if len(events) == limit:
+            out["nextToken"] = f"f/{events[-1].id}"
+        return _ok(out)
+
+
+def _token(value: Any) -> int:
+    if isinstance(value, str) and "/" in value:
+        tail = value.split("/", 1)[1]
+        if tail.isdigit():
+            return int(tail)
+    return 0

@@ -1,0 +1,66 @@
+"""Domain objects to Lambda's wire shapes (PascalCase members, absent rather than null)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from lamina.control.model import FunctionConfig
+
+
+def function_configuration(cfg: FunctionConfig, *, qualified: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "FunctionName": cfg.name,
+        "FunctionArn": cfg.qualified_arn if qualified else cfg.arn,
+        "Runtime": cfg.runtime,
+        "Role": cfg.role,
+        "Handler": cfg.handler,
+        "CodeSize": cfg.code.size,
+        "Description": cfg.description,
+        "Timeout": cfg.timeout_s,
+        "MemorySize": cfg.memory_mb,
+        "LastModified": cfg.last_modified,
+        "CodeSha256": cfg.code.sha256_b64,
+        "Version": cfg.version,
+        "TracingConfig": {"Mode": cfg.tracing_mode},
+        "RevisionId": cfg.revision_id,
+        "State": cfg.state,
+        "PackageType": cfg.package_type,
+        "Architectures": list(cfg.architectures),
+        "EphemeralStorage": {"Size": cfg.ephemeral_mb},
+        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "RuntimeVersionConfig": {
+            "RuntimeVersionArn": (
+                f"arn:aws:lambda:{cfg.region}::runtime:"
+                + hashlib.sha256(cfg.runtime.encode()).hexdigest()
+            )
+        },
+        "LoggingConfig": _logging(cfg),
+    }
+    if cfg.environment is not None:
+        out["Environment"] = {"Variables": dict(cfg.environment)}
+    if cfg.layers:
+        out["Layers"] = [{"Arn": arn, "CodeSize": 0} for arn in cfg.layers]
+    if cfg.dead_letter_target:
+        out["DeadLetterConfig"] = {"TargetArn": cfg.dead_letter_target}
+    for key, value in (
+        ("StateReason", cfg.state_reason),
+        ("StateReasonCode", cfg.state_reason_code),
+        ("LastUpdateStatus", cfg.last_update_status),
+        ("LastUpdateStatusReason", cfg.last_update_status_reason),
+        ("LastUpdateStatusReasonCode", cfg.last_update_status_reason_code),
+    ):
+        if value is not None:
+            out[key] = value
+    for key, value in cfg.extra.items():
+        out.setdefault(key, value)
+    return out
+
+
+def _logging(cfg: FunctionConfig) -> dict[str, str]:
+    out = {"LogFormat": cfg.log_format, "LogGroup": cfg.effective_log_group}
+    if cfg.application_log_level:
+        out["ApplicationLogLevel"] = cfg.application_log_level
+    if cfg.system_log_level:
+        out["SystemLogLevel"] = cfg.system_log_level
+    return out

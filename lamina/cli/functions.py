@@ -1,0 +1,161 @@
+"""`lamina functions list`, `lamina deploy`, `lamina invoke`, `lamina delete`."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lamina.cli.client import api_errors, client, endpoint_option
+
+DEFAULT_ROLE = "arn:aws:iam::000000000000:role/lamina"
+
+
+def pack(path: Path) -> bytes:
+    """A folder becomes a zip (executable bits kept); a .zip file is taken as it is."""
+    if path.is_file():
+        return path.read_bytes()
+    if not path.is_dir():
+        raise click.ClickException(f"{path} is neither a folder nor a zip file")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git"))
+            for name in sorted(files):
+                full = Path(root) / name
+                info = zipfile.ZipInfo(str(full.relative_to(path)))
+                info.external_attr = (full.stat().st_mode & 0o777 | 0o100000) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, full.read_bytes())
+    return buf.getvalue()
+
+
+@click.group()
+def functions() -> None:
+    """Inspect functions."""
+
+
+@functions.command("list")
+@endpoint_option
+@api_errors
+def list_functions(endpoint: str) -> None:
+    """List functions: name, runtime, memory, timeout, last modified."""
+    lam = client("lambda", endpoint)
+    rows = []
+    for page in lam.get_paginator("list_functions").paginate():
+        rows.extend(page["Functions"])
+    if not rows:
+        click.echo("no functions")
+        return
+    width = max(len(f["FunctionName"]) for f in rows)
+    for f in rows:
+        click.echo(
+            f"{f['FunctionName']:<{width}}  {f.get('Runtime', '-'):<16} {f['MemorySize']:>6} MB "
+            f"{f['Timeout']:>4} s  {f['LastModified']}"
+        )
+
+
+def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--env")
+        env[key] = value
+    return env
+
+
+@click.command()
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--handler", default="app.handler", show_default=True)
+@click.option("--runtime", default=f"python{sys.version_info[0]}.{sys.version_info[1]}", show_default=True)
+@click.option("--memory", type=int, help="Memory in MB (128-10240).")
+@click.option("--timeout", type=int, help="Timeout in seconds (1-900).")
+@click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Environment variable (repeatable).")
+@click.option("--role", default=DEFAULT_ROLE, show_default=True)
+@click.option("--description")
+@endpoint_option
+@api_errors
+def deploy(
+    name: str, path: Path, handler: str, runtime: str, memory: int | None, timeout: int | None,
+    env_pairs: tuple[str, ...], role: str, description: str | None, endpoint: str,
+) -> None:
+    """Create or update function NAME from PATH (a folder or a zip)."""
+    lam = client("lambda", endpoint)
+    code = pack(path)
+    config: dict[str, Any] = {"Handler": handler, "Runtime": runtime, "Role": role}
+    if memory is not None:
+        config["MemorySize"] = memory
+    if timeout is not None:
+        config["Timeout"] = timeout
+    if env_pairs:
+        config["Environment"] = {"Variables": _parse_env(env_pairs)}
+    if description is not None:
+        config["Description"] = description
+    try:
+        lam.get_function_configuration(FunctionName=name)
+        exists = True
+    except lam.exceptions.ResourceNotFoundException:
+        exists = False
+    if exists:
+        lam.update_function_code(FunctionName=name, ZipFile=code)
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
+        cfg = lam.update_function_configuration(FunctionName=name, **config)
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
+        verb = "updated"
+    else:
+        cfg = lam.create_function(FunctionName=name, Code={"ZipFile": code}, **config)
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
+        verb = "created"
+    click.echo(f"{verb} {cfg['FunctionArn']} ({len(code)} bytes, sha256 {cfg['CodeSha256']})")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--payload", default="{}", show_default=True, help="JSON, or @file to read it from a file.")
+@click.option("--qualifier")
+@click.option("--async", "is_async", is_flag=True, help="Invoke asynchronously (InvocationType=Event).")
+@click.option("--log", "show_log", is_flag=True, help="Print the invocation's log tail to stderr.")
+@endpoint_option
+@api_errors
+def invoke(name: str, payload: str, qualifier: str | None, is_async: bool, show_log: bool, endpoint: str) -> None:
+    """Invoke function NAME and print its result."""
+    import base64
+
+    data = Path(payload[1:]).read_bytes() if payload.startswith("@") else payload.encode()
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from exc
+    lam = client("lambda", endpoint)
+    kwargs: dict[str, Any] = {"FunctionName": name, "Payload": data}
+    if qualifier:
+        kwargs["Qualifier"] = qualifier
+    if is_async:
+        lam.invoke(InvocationType="Event", **kwargs)
+        click.echo("accepted (InvocationType=Event)")
+        return
+    resp = lam.invoke(LogType="Tail" if show_log else "None", **kwargs)
+    if show_log and resp.get("LogResult"):
+        click.echo(base64.b64decode(resp["LogResult"]).decode(errors="replace"), err=True, nl=False)
+    body = resp["Payload"].read().decode(errors="replace")
+    click.echo(body)
+    if resp.get("FunctionError"):
+        raise click.ClickException(f"the function failed ({resp['FunctionError']})")
+
+
+@click.command()
+@click.argument("name")
+@endpoint_option
+@api_errors
+def delete(name: str, endpoint: str) -> None:
+    """Delete function NAME."""
+    client("lambda", endpoint).delete_function(FunctionName=name)
+    click.echo(f"deleted {name}")

@@ -1,0 +1,48 @@
+"""Settings: one frozen dataclass. CLI flags map 1:1 onto its fields (flags > environment > defaults)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 9009
+
+
+def default_data_dir() -> Path:
+    """Where state lives when no --data-dir is given: $LAMINA_DATA_DIR or ~/.local/share/lamina."""
+    env = os.environ.get("LAMINA_DATA_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "lamina"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=default_data_dir)
+    account_id: str = "000000000000"
+    region: str = "us-east-1"
+    # Concurrency: the account limit and the floor of unreserved concurrency that
+    # PutFunctionConcurrency may not go below (AWS: 1,000 and 100).
+    account_concurrency: int = 1000
+    min_unreserved_concurrency: int = 100
+    # How long an idle environment stays warm before it is stopped.
+    idle_timeout_s: float = 600.0
+    # The Init phase limit (AWS: 10 s).
+    init_timeout_s: float = 10.0
+    log_level: str = "info"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "lamina.db"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.data_dir / "code"
+
+    @property
+    def unreserved_floor(self) -> int:
+        return min(self.min_unreserved_concurrency, self.account_concurrency)

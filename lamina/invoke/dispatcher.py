@@ -1,0 +1,198 @@
+"""The synchronous invoke path, in the order a call takes it:
+
+1. resolve the name and qualifier to a configuration (memory only, no database read);
+2. admit the call against account and reserved concurrency (429 with Lambda's Reason);
+3. run it in a warm environment of that configuration, or a new one (runtime/pool.py);
+4. frame the environment's output with START/END/REPORT and hand it to the log store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import math
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+from lamina.control.code_store import CodeStore
+from lamina.control.model import LATEST, FunctionConfig
+from lamina.control.names import FunctionRef
+from lamina.control.registry import Registry
+from lamina.errors import InvalidParameterValueException, ResourceConflictException
+from lamina.invoke.admission import Admission
+from lamina.observe.logs import LogStore
+from lamina.runtime.pool import Pool
+from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResult:
+    payload: bytes
+    content_type: str
+    executed_version: str
+    function_error: str | None
+    log_tail: str | None  # base64 of the last 4 KB of the invocation's log, when asked for
+    outcome: Outcome
+
+
+def new_trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+
+
+def decode_client_context(value: str | None) -> str | None:
+    """X-Amz-Client-Context is base64 JSON; the runtime gets the decoded JSON."""
+    if not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidParameterValueException(
+            "Client context must be a valid Base64-encoded JSON object."
+        ) from exc
+
+
+class Dispatcher:
+    def __init__(
+        self, *, registry: Registry, code: CodeStore, pool: Pool, admission: Admission,
+        logs: LogStore, api_endpoint: str,
+    ) -> None:
+        self.registry = registry
+        self.code = code
+        self.pool = pool
+        self.admission = admission
+        self.logs = logs
+        self.api_endpoint = api_endpoint
+        self._specs: dict[tuple[str, str, str, str], EnvironmentSpec] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    def resolve(self, region: str, ref: FunctionRef, qualifier: str | None) -> FunctionConfig:
+        cfg = self.registry.resolve(region, ref, qualifier)
+        if cfg.state != "Active":
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. "
+                f"The function is currently in the following state: {cfg.state}"
+            )
+        return cfg
+
+    async def invoke(
+        self, cfg: FunctionConfig, payload: bytes, *, invoked_arn: str, log_tail: bool = False,
+        client_context: str | None = None, trace_id: str | None = None,
+        request_id: str | None = None,
+    ) -> InvokeResult:
+        record = self.registry.record(cfg.region, FunctionRef(cfg.name, None, None, None))
+        lease = self.admission.acquire(
+            record.key, record.reserved_concurrency, self.registry.unreserved_concurrency(cfg.region)
+        )
+        try:
+            invocation = Invocation(
+                request_id=request_id or str(uuid.uuid4()),
+                payload=payload,
+                invoked_arn=invoked_arn,
+                trace_id=trace_id or new_trace_id(),
+                client_context=client_context,
+            )
+            outcome = await self.pool.invoke(self._spec(cfg), invocation)
+        finally:
+            self.admission.release(lease)
+        text = self._record_logs(cfg, invocation.request_id, outcome)
+        tail = None
+        if log_tail:
+            tail = base64.b64encode(text.encode()[-LOG_TAIL_BYTES:]).decode()
+        return InvokeResult(
+            payload=outcome.payload,
+            content_type=outcome.content_type,
+            executed_version=cfg.version,
+            function_error=outcome.function_error,
+            log_tail=tail,
+            outcome=outcome,
+        )
+
+    def invoke_in_background(self, cfg: FunctionConfig, payload: bytes, *, invoked_arn: str, request_id: str) -> None:
+        """Event invocations for now: run soon, waiting out throttles (a durable queue replaces this)."""
+
+        async def run() -> None:
+            delay = 0.05
+            while True:
+                try:
+                    await self.invoke(cfg, payload, invoked_arn=invoked_arn, request_id=request_id)
+                    return
+                except Exception as exc:
+                    if type(exc).__name__ != "TooManyRequestsException":
+                        log.warning("event invocation %s failed: %s", request_id, exc)
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _spec(self, cfg: FunctionConfig) -> EnvironmentSpec:
+        cache_key = (cfg.region, cfg.name, cfg.version, cfg.revision_id)
+        spec = self._specs.get(cache_key)
+        if spec is None:
+            spec = EnvironmentSpec(
+                key=cfg.execution_key(),
+                function_name=cfg.name,
+                version=cfg.version,
+                region=cfg.region,
+                account_id=cfg.account_id,
+                runtime=cfg.runtime,
+                handler=cfg.handler,
+                task_root=self.code.tree_path(cfg.code.sha256_hex),
+                memory_mb=cfg.memory_mb,
+                timeout_s=cfg.timeout_s,
+                ephemeral_mb=cfg.ephemeral_mb,
+                variables=dict(cfg.environment or {}),
+                log_group=cfg.effective_log_group,
+                log_format=cfg.log_format,
+                log_level=cfg.application_log_level,
+                api_endpoint=self.api_endpoint,
+            )
+            if len(self._specs) > 4096:
+                self._specs.clear()
+            self._specs[cache_key] = spec
+        return spec
+
+    def _record_logs(self, cfg: FunctionConfig, request_id: str, outcome: Outcome) -> str:
+        """Frame the invocation's output as Lambda does and store it; return the framed text."""
+        now = int(time.time() * 1000)
+        events: list[tuple[int, str]] = []
+        if outcome.init_duration_ms is not None:
+            runtime_hash = hashlib.sha256(cfg.runtime.encode()).hexdigest()
+            first = outcome.init_lines[0][0] if outcome.init_lines else now
+            events.append((first, (
+                f"INIT_START Runtime Version: {cfg.runtime.replace('python', 'python:')}.v1\t"
+                f"Runtime Version ARN: arn:aws:lambda:{cfg.region}::runtime:{runtime_hash}"
+            )))
+        events.extend(outcome.init_lines)
+        start_ts = outcome.log_lines[0][0] if outcome.log_lines else now
+        events.append((start_ts, f"START RequestId: {request_id} Version: {cfg.version or LATEST}"))
+        events.extend(outcome.log_lines)
+        events.append((now, f"END RequestId: {request_id}"))
+        report = (
+            f"REPORT RequestId: {request_id}\tDuration: {outcome.duration_ms:.2f} ms\t"
+            f"Billed Duration: {max(1, math.ceil(outcome.duration_ms))} ms\t"
+            f"Memory Size: {cfg.memory_mb} MB\tMax Memory Used: {outcome.max_memory_mb} MB\t"
+        )
+        if outcome.init_duration_ms is not None:
+            report += f"Init Duration: {outcome.init_duration_ms:.2f} ms\t"
+        if outcome.status == "timeout":
+            report += "Status: timeout"
+        events.append((now, report))
+        self.logs.append(cfg.region, cfg.effective_log_group, outcome.log_stream, events)
+        return "".join(f"{msg}\n" for _, msg in events[len(outcome.init_lines) + (1 if outcome.init_duration_ms is not None else 0):])

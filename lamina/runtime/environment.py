@@ -1,0 +1,441 @@
+"""One execution environment: a sandboxed runtime process, its Runtime API listener, its log stream.
+
+States: starting -> ready <-> busy -> dead. The runtime's first `GET /next` ends the Init phase;
+each invocation is handed to a pending `/next` and ends with `/response`, `/error`, the process
+exiting, or the deadline (then the whole tree is killed). One invocation at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Mapping
+
+from lamina.runtime.runtime_api import NextEvent, RuntimeAPIServer
+from lamina.runtime.runtimes import BOOTSTRAP_DIR, launch
+from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome
+from lamina.sandbox import Sandbox, SandboxedProcess, SandboxSpec
+
+_SIGNAL_NAMES = {
+    signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted", signal.SIGBUS: "bus error", signal.SIGINT: "interrupt",
+    signal.SIGHUP: "hangup", signal.SIGPIPE: "broken pipe", signal.SIGFPE: "floating point exception",
+    signal.SIGILL: "illegal instruction",
+}
+
+
+class InitFailure(Exception):
+    def __init__(self, payload: bytes, error_type: str, status: str = "init_error") -> None:
+        super().__init__(error_type)
+        self.payload = payload
+        self.error_type = error_type
+        self.status = status
+
+
+def exit_reason(code: int) -> str:
+    """Describe an exit status the way Lambda's (Go) platform prints it."""
+    if code < 0:
+        try:
+            sig = signal.Signals(-code)
+        except ValueError:
+            return f"Runtime exited with error: signal {-code}"
+        return f"Runtime exited with error: signal: {_SIGNAL_NAMES.get(sig, sig.name.lower())}"
+    if code == 0:
+        return "Runtime exited without providing a reason"
+    return f"Runtime exited with error: exit status {code}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _error_payload(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+class Environment:
+    def __init__(self, spec: EnvironmentSpec, sandbox: Sandbox, *, init_timeout_s: float) -> None:
+        self.spec = spec
+        self.sandbox = sandbox
+        self.init_timeout_s = init_timeout_s
+        self.id = uuid.uuid4().hex
+        day = _dt.datetime.now(_dt.UTC).strftime("%Y/%m/%d")
+        self.log_stream = f"{day}/[{spec.version}]{self.id}"
+        self.state = "starting"
+        self.retired = False
+        self.last_used = time.monotonic()
+        self.invocations = 0
+        self.init_duration_ms: float | None = None
+        self._api = RuntimeAPIServer(self)
+        self._proc: SandboxedProcess | None = None
+        self._out_fd = -1
+        self._partial = b""
+        self._lines: list[tuple[int, str]] = []
+        self._loop = asyncio.get_running_loop()
+        self._ready: asyncio.Future[None] = self._loop.create_future()
+        self._waiter: asyncio.Future[NextEvent] | None = None  # the runtime's pending /next
+        self._queued: NextEvent | None = None  # an event ready before the runtime asked
+        self._request_id: str | None = None
+        self._result: asyncio.Future[Outcome] | None = None
+        self._started_at = 0.0
+        self._exit_code: int | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state != "dead"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        port = await self._api.start()
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        self._out_fd = read_fd
+        spec = self.spec
+        how = launch(spec)
+        self._started_at = time.perf_counter()
+        try:
+            self._proc = self.sandbox.spawn(SandboxSpec(
+                argv=how.argv,
+                env=self._variables(f"127.0.0.1:{port}", how.execution_env, how.bin_dir),
+                cwd=spec.task_root,
+                output_fd=write_fd,
+                memory_mb=spec.memory_mb,
+                tmp_mb=spec.ephemeral_mb,
+            ))
+        except OSError as exc:
+            os.close(write_fd)
+            self._fail_start(f"Runtime failed to start: {exc.strerror or exc}", "Runtime.InvalidEntrypoint")
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(write_fd)
+        self._loop.add_reader(read_fd, self._on_output)
+        self._loop.add_reader(self._proc.exit_fd(), self._on_exit)
+
+    def stop(self) -> None:
+        """Kill the tree and release everything. Idempotent."""
+        if self._proc is not None:
+            self._proc.kill()
+        self._api.close()
+        self._mark_dead()
+
+    # -- invoking --------------------------------------------------------------------------------
+
+    async def invoke(self, inv: Invocation) -> Outcome:
+        self.state = "busy"
+        self.invocations += 1
+        cold = not self._ready.done()
+        try:
+            async with asyncio.timeout(self.init_timeout_s):
+                await asyncio.shield(self._ready)
+        except TimeoutError:
+            self.stop()
+            return self._finish(Outcome(
+                status="timeout", payload=_error_payload(
+                    "Sandbox.Timedout",
+                    f"RequestId: {inv.request_id} Error: Task timed out after "
+                    f"{self.init_timeout_s:.2f} seconds",
+                ), function_error="Unhandled", error_type="Sandbox.Timedout"))
+        except InitFailure as failure:
+            self.stop()
+            payload = failure.payload.replace(b"{id}", inv.request_id.encode())
+            return self._finish(Outcome(
+                status=failure.status, payload=payload, function_error="Unhandled",
+                error_type=failure.error_type, init_duration_ms=self.init_duration_ms))
+        return await self._run(inv, cold)
+
+    async def _run(self, inv: Invocation, cold: bool) -> Outcome:
+        timeout_s = self.spec.timeout_s
+        headers = [
+            ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(_now_ms() + timeout_s * 1000)),
+            ("Lambda-Runtime-Invoked-Function-Arn", inv.invoked_arn),
+            ("Lambda-Runtime-Trace-Id", inv.trace_id),
+        ]
+        if inv.client_context is not None:
+            headers.append(("Lambda-Runtime-Client-Context", inv.client_context))
+        if inv.cognito_identity is not None:
+            headers.append(("Lambda-Runtime-Cognito-Identity", inv.cognito_identity))
+        if inv.tenant_id is not None:
+            headers.append(("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id))
+        event = NextEvent(headers, inv.payload)
+        self._drain_output()
+        init_lines, self._lines = self._lines, []
+        self._request_id = inv.request_id
+        result = self._result = self._loop.create_future()
+        started = time.perf_counter()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(event)
+            self._waiter = None
+        else:
+            self._queued = event
+        try:
+            async with asyncio.timeout(timeout_s):
+                outcome = await result
+        except TimeoutError:
+            duration_ms = (time.perf_counter() - started) * 1000
+            memory = self._peak_memory()
+            self.stop()
+            self._drain_output()
+            stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            self._lines.append(
+                (_now_ms(), f"{stamp} {inv.request_id} Task timed out after {timeout_s:.2f} seconds")
+            )
+            outcome = Outcome(
+                status="timeout",
+                payload=_error_payload(
+                    "Sandbox.Timedout",
+                    f"RequestId: {inv.request_id} Error: Task timed out after {timeout_s:.2f} seconds",
+                ),
+                function_error="Unhandled", error_type="Sandbox.Timedout",
+                duration_ms=duration_ms, max_memory_mb=memory,
+            )
+        except asyncio.CancelledError:
+            self.stop()
+            raise
+        else:
+            outcome.duration_ms = (time.perf_counter() - started) * 1000
+        finally:
+            self._result = None
+            self._request_id = None
+            self._queued = None
+        if cold:
+            outcome.init_duration_ms = self.init_duration_ms
+        outcome.init_lines = init_lines
+        return self._finish(outcome)
+
+    def _finish(self, outcome: Outcome) -> Outcome:
+        if outcome.max_memory_mb == 0:
+            outcome.max_memory_mb = self._peak_memory()
+        self._drain_output()
+        outcome.log_stream = self.log_stream
+        outcome.log_lines, self._lines = self._lines, []
+        if self.state == "busy":
+            self.state = "ready"
+        self.last_used = time.monotonic()
+        return outcome
+
+    def _peak_memory(self) -> int:
+        return self._proc.peak_memory_mb() if self._proc is not None else 0
+
+    # -- RuntimeAPIHandler -----------------------------------------------------------------------
+
+    def next_invocation(self) -> asyncio.Future[NextEvent]:
+        fut: asyncio.Future[NextEvent] = self._loop.create_future()
+        if not self._ready.done():
+            self.init_duration_ms = (time.perf_counter() - self._started_at) * 1000
+            self.state = "ready"
+            self._ready.set_result(None)
+        if self._queued is not None:
+            fut.set_result(self._queued)
+            self._queued = None
+        else:
+            self._waiter = fut
+        return fut
+
+    def invocation_response(self, request_id: str, body: bytes, headers: Mapping[str, str]) -> int:
+        result = self._take_result(request_id)
+        if result is None:
+            return 400
+        self._drain_output()
+        result.set_result(Outcome(
+            status="success", payload=body,
+            content_type=headers.get("content-type") or "application/json",
+        ))
+        return 202
+
+    def invocation_error(self, request_id: str, body: bytes, headers: Mapping[str, str]) -> int:
+        result = self._take_result(request_id)
+        if result is None:
+            return 400
+        self._drain_output()
+        payload, error_type = _error_document(body, headers)
+        result.set_result(Outcome(
+            status="error", payload=payload, function_error="Unhandled", error_type=error_type,
+        ))
+        return 202
+
+    def init_error(self, body: bytes, headers: Mapping[str, str]) -> int:
+        if self._ready.done():
+            return 403
+        payload, error_type = _error_document(body, headers)
+        self.init_duration_ms = (time.perf_counter() - self._started_at) * 1000
+        self._ready.set_exception(InitFailure(payload, error_type))
+        # The runtime exits by itself after reporting; make sure it does.
+        self._loop.call_later(0.5, self.stop)
+        return 202
+
+    def response_too_large(self, request_id: str) -> None:
+        result = self._take_result(request_id)
+        if result is not None:
+            result.set_result(Outcome(
+                status="error",
+                payload=_error_payload(
+                    "Function.ResponseSizeTooLarge",
+                    "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+                ),
+                function_error="Unhandled", error_type="Function.ResponseSizeTooLarge",
+            ))
+
+    def _take_result(self, request_id: str) -> asyncio.Future[Outcome] | None:
+        if request_id != self._request_id or self._result is None or self._result.done():
+            return None
+        return self._result
+
+    # -- process events --------------------------------------------------------------------------
+
+    def _on_exit(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        code = proc.poll()
+        if code is None:
+            return
+        self._exit_code = code
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(proc.exit_fd())
+        proc.kill()  # whatever the runtime left behind in its group
+        self._drain_output()
+        reason = exit_reason(code)
+        if not self._ready.done():
+            self._ready.set_exception(InitFailure(
+                _error_payload("Runtime.ExitError", f"RequestId: {{id}} Error: {reason}"),
+                "Runtime.ExitError", "crash",
+            ))
+        if self._result is not None and not self._result.done():
+            rid = self._request_id
+            self._lines.append((_now_ms(), f"RequestId: {rid} Error: {reason}\nRuntime.ExitError"))
+            self._result.set_result(Outcome(
+                status="crash",
+                payload=_error_payload("Runtime.ExitError", f"RequestId: {rid} Error: {reason}"),
+                function_error="Unhandled", error_type="Runtime.ExitError",
+            ))
+        self._api.close()
+        self._mark_dead()
+
+    def _on_output(self) -> None:
+        self._drain_output()
+
+    def _drain_output(self) -> None:
+        fd = self._out_fd
+        if fd < 0:
+            return
+        chunks = []
+        eof = False
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                eof = True
+                break
+            if not data:
+                eof = True
+                break
+            chunks.append(data)
+        if chunks:
+            data = self._partial + b"".join(chunks)
+            *lines, self._partial = data.split(b"\n")
+            now = _now_ms()
+            self._lines.extend((now, line.decode("utf-8", "replace")) for line in lines)
+        if eof:
+            if self._partial:
+                self._lines.append((_now_ms(), self._partial.decode("utf-8", "replace")))
+                self._partial = b""
+            self._close_output()
+
+    def _close_output(self) -> None:
+        if self._out_fd >= 0:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(self._out_fd)
+            with contextlib.suppress(OSError):
+                os.close(self._out_fd)
+            self._out_fd = -1
+
+    def _mark_dead(self) -> None:
+        if self.state == "dead":
+            return
+        self.state = "dead"
+        if self._proc is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(self._proc.exit_fd())
+        if not self._ready.done():
+            self._ready.set_exception(InitFailure(
+                _error_payload("Runtime.ExitError", "Environment stopped during init"),
+                "Runtime.ExitError", "crash",
+            ))
+            self._ready.exception()  # retrieved: nobody may be waiting
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
+
+    def _fail_start(self, message: str, error_type: str) -> None:
+        self._ready.set_exception(InitFailure(_error_payload(error_type, message), error_type))
+        self._api.close()
+        self._close_output()
+        self.state = "dead"
+
+    # -- the variables a runtime sees ------------------------------------------------------------
+
+    def _variables(self, runtime_api: str, execution_env: str | None, bin_dir: str | None) -> dict[str, str]:
+        spec = self.spec
+        task_root = str(spec.task_root)
+        path = ":".join(p for p in (bin_dir, "/usr/local/bin", "/usr/bin/", "/bin", "/opt/bin") if p)
+        env = dict(spec.variables)  # the function's own come first; the platform's win
+        env.update({
+            "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "lamina"),
+            "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "lamina"),
+            "AWS_SESSION_TOKEN": env.get("AWS_SESSION_TOKEN", "lamina"),
+        })
+        if spec.api_endpoint:
+            env.setdefault("AWS_ENDPOINT_URL", spec.api_endpoint)
+        env.update({
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "PATH": path,
+            "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{BOOTSTRAP_DIR}:{task_root}:{task_root}/lib:/opt/lib",
+            "_HANDLER": spec.handler,
+            "AWS_REGION": spec.region,
+            "AWS_DEFAULT_REGION": spec.region,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+            "_AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1",
+            "_AWS_XRAY_DAEMON_PORT": "2000",
+            "LAMBDA_TASK_ROOT": task_root,
+            "LAMBDA_RUNTIME_DIR": str(BOOTSTRAP_DIR),
+        })
+        if execution_env:
+            env["AWS_EXECUTION_ENV"] = execution_env
+        if spec.log_format == "JSON":
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+            if spec.log_level:
+                env["AWS_LAMBDA_LOG_LEVEL"] = spec.log_level
+        return env
+
+
+def _error_document(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, str]:
+    """The error payload a caller gets, and its errorType, from a runtime's error post."""
+    header_type = headers.get("lambda-runtime-function-error-type")
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        error_type = doc.get("errorType") or header_type or "Runtime.Unknown"
+        return body, str(error_type)
+    error_type = header_type or "Runtime.Unknown"
+    return _error_payload(error_type, body.decode("utf-8", "replace")), error_type

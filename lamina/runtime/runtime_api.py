@@ -1,0 +1,186 @@
+"""The Runtime API (2018-06-01) server an environment's runtime talks to.
+
+One small listener per environment on 127.0.0.1 (AWS_LAMBDA_RUNTIME_API carries only host:port,
+so the port is what tells environments apart). HTTP parsing is httptools, as in uvicorn; the
+protocol keeps the connection alive and answers `/next` only when an invocation is assigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+import httptools
+
+log = logging.getLogger(__name__)
+
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # what the runtime may post (AWS: 6,291,556 bytes)
+
+_INVOCATION_RE = re.compile(rb"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
+
+
+@dataclass(frozen=True, slots=True)
+class NextEvent:
+    """What `/next` returns: the Lambda-Runtime-* headers and the payload."""
+
+    headers: list[tuple[str, str]]
+    payload: bytes
+
+
+class RuntimeAPIHandler(Protocol):
+    def next_invocation(self) -> asyncio.Future[NextEvent]: ...
+    def invocation_response(self, request_id: str, body: bytes, headers: dict[str, str]) -> int: ...
+    def invocation_error(self, request_id: str, body: bytes, headers: dict[str, str]) -> int: ...
+    def init_error(self, body: bytes, headers: dict[str, str]) -> int: ...
+    def response_too_large(self, request_id: str) -> None: ...
+
+
+class RuntimeAPIServer:
+    def __init__(self, handler: RuntimeAPIHandler) -> None:
+        self.handler = handler
+        self._server: asyncio.Server | None = None
+        self._protocols: set[_RuntimeProtocol] = set()
+        self.port = 0
+
+    async def start(self, host: str = "127.0.0.1") -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _RuntimeProtocol(self), host, 0, backlog=8, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for proto in list(self._protocols):
+            proto.close()
+
+
+_STATUS_TEXT = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden",
+                404: b"Not Found", 413: b"Request Entity Too Large", 500: b"Internal Server Error"}
+
+
+def _error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+class _RuntimeProtocol(asyncio.Protocol):
+    def __init__(self, server: RuntimeAPIServer) -> None:
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.pending: asyncio.Future[NextEvent] | None = None
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.server._protocols.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._protocols.discard(self)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._send(400, _error_body("InvalidRequest", "Malformed HTTP request"))
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = {}
+        self.body = []
+        self.body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size <= MAX_RESPONSE_BYTES:
+            self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method()
+        path = self.url.split(b"?", 1)[0]
+        handler = self.server.handler
+        if method == b"GET" and path == b"/2018-06-01/runtime/invocation/next":
+            self.pending = handler.next_invocation()
+            self.pending.add_done_callback(self._deliver)
+            return
+        if method == b"POST":
+            m = _INVOCATION_RE.match(path)
+            if m is not None:
+                request_id = m.group(1).decode("latin-1")
+                if self.body_size > MAX_RESPONSE_BYTES:
+                    handler.response_too_large(request_id)
+                    self._send(413, _error_body(
+                        "RequestEntityTooLarge",
+                        f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                    ))
+                    return
+                body = b"".join(self.body)
+                if m.group(2) == b"response":
+                    status = handler.invocation_response(request_id, body, self.headers)
+                else:
+                    status = handler.invocation_error(request_id, body, self.headers)
+                self._answer(status)
+                return
+            if path == b"/2018-06-01/runtime/init/error":
+                self._answer(handler.init_error(b"".join(self.body), self.headers))
+                return
+        if method == b"GET" and path == b"/ping":
+            self._send(200, b"pong")
+            return
+        self._send(404, _error_body("NotFound", f"Unknown Runtime API path: {path.decode('latin-1')}"))
+
+    def _answer(self, status: int) -> None:
+        if status == 202:
+            self._send(202, b'{"status":"OK"}')
+        elif status == 400:
+            self._send(400, _error_body("InvalidRequestID", "Invalid request ID"))
+        else:
+            self._send(403, _error_body("InvalidStateTransition", "State transition is not allowed"))
+
+    def _deliver(self, fut: asyncio.Future[NextEvent]) -> None:
+        self.pending = None
+        if fut.cancelled() or self.transport is None:
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self._send(500, _error_body("Runtime.Unavailable", str(exc)))
+            return
+        event = fut.result()
+        head = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"]
+        for name, value in event.headers:
+            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        head.append(f"Content-Length: {len(event.payload)}\r\n\r\n".encode("latin-1"))
+        self.transport.write(b"".join(head) + event.payload)
+
+    def _send(self, status: int, body: bytes) -> None:
+        if self.transport is None:
+            return
+        reason = _STATUS_TEXT.get(status, b"")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (status, reason, len(body), body)
+        )

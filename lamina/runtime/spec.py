@@ -1,0 +1,60 @@
+"""What the runtime layer needs to know to start an environment: its own type, not the registry's."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvironmentSpec:
+    key: tuple[object, ...]  # environments are shared only between invocations of equal keys
+    function_name: str
+    version: str
+    region: str
+    account_id: str
+    runtime: str
+    handler: str
+    task_root: Path
+    memory_mb: int
+    timeout_s: int
+    ephemeral_mb: int
+    variables: Mapping[str, str] = field(default_factory=dict)
+    log_group: str
+    log_format: str = "Text"
+    log_level: str | None = None
+    api_endpoint: str = ""  # Lamina's own endpoint, so that an SDK inside reaches it
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """The function version the environment belongs to (what an update retires)."""
+        return (self.region, self.function_name, self.version)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invocation:
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    trace_id: str
+    client_context: str | None = None  # raw JSON, already base64-decoded
+    cognito_identity: str | None = None
+    tenant_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Outcome:
+    """How an invocation ended, from the environment's side. Function errors are outcomes too."""
+
+    status: str  # success | error | timeout | crash | init_error
+    payload: bytes
+    content_type: str = "application/json"
+    function_error: str | None = None  # "Unhandled" when the function failed
+    error_type: str | None = None
+    duration_ms: float = 0.0
+    init_duration_ms: float | None = None
+    max_memory_mb: int = 0
+    log_stream: str = ""
+    init_lines: list[tuple[int, str]] = field(default_factory=list)  # output before the event
+    log_lines: list[tuple[int, str]] = field(default_factory=list)  # (epoch ms, text)

@@ -1,0 +1,48 @@
+"""What a sandbox offers the runtime layer: start a process tree under limits, watch it, end it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SandboxSpec:
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path
+    output_fd: int  # stdout and stderr of the tree go here
+    memory_mb: int = 128
+    tmp_mb: int = 512
+    read_only_paths: Sequence[Path] = field(default_factory=tuple)
+
+
+class SandboxedProcess(Protocol):
+    @property
+    def pid(self) -> int: ...
+
+    def exit_fd(self) -> int:
+        """A descriptor that becomes readable when the process exits (a pidfd)."""
+        ...
+
+    def poll(self) -> int | None:
+        """The exit status (negative: killed by that signal), or None while running."""
+        ...
+
+    def kill(self) -> None:
+        """Kill the whole tree, at once. Safe to call more than once."""
+        ...
+
+    def peak_memory_mb(self) -> int: ...
+
+
+class Sandbox(Protocol):
+    name: str
+
+    def spawn(self, spec: SandboxSpec) -> SandboxedProcess: ...
+
+    def guarantees(self) -> dict[str, str]:
+        """What holds and what does not, for start-up output and `lamina doctor`."""
+        ...

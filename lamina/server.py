@@ -1,0 +1,135 @@
+"""Builds Lamina from its parts, owns start-up and shutdown, and serves it with uvicorn.
+
+Shutdown order (after uvicorn stops accepting and drains requests): background invocations,
+environments (every process tree killed), the log buffer, pending registry writes, the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from dataclasses import dataclass
+
+import uvicorn
+
+from lamina.api.app import LaminaApp
+from lamina.api.concurrency import ConcurrencyAPI
+from lamina.api.functions import FunctionsAPI
+from lamina.api.http import Router
+from lamina.api.invoke import InvokeAPI
+from lamina.api.logs import TARGET as LOGS_TARGET
+from lamina.api.logs import LogsAPI
+from lamina.config import Settings
+from lamina.control.code_store import CodeStore
+from lamina.control.registry import Registry
+from lamina.control.store import SqlFunctionStore
+from lamina.db import Database, sqlite_url
+from lamina.invoke.admission import Admission
+from lamina.invoke.dispatcher import Dispatcher
+from lamina.observe.logs import LogStore
+from lamina.runtime.pool import Pool
+from lamina.runtime.runtimes import catalog
+from lamina.sandbox import ProcessSandbox
+
+log = logging.getLogger("lamina")
+
+
+@dataclass
+class Lamina:
+    settings: Settings
+    endpoint: str
+    db: Database
+    registry: Registry
+    pool: Pool
+    logs: LogStore
+    dispatcher: Dispatcher
+    app: LaminaApp
+
+    async def startup(self) -> None:
+        await self.registry.load()
+        self.pool.start()
+        self.logs.start()
+        host, port = self.endpoint.removeprefix("http://").rsplit(":", 1)
+        print(f"Lamina is listening on {self.endpoint}", flush=True)
+        print(f"  data dir: {self.settings.data_dir}", flush=True)
+        print(f"  sandbox:  {self.pool.sandbox.name}", flush=True)
+        print(
+            f"  try:      aws --endpoint-url {self.endpoint} lambda list-functions   "
+            f"(or: LAMINA_ENDPOINT={self.endpoint} lamina functions list)",
+            flush=True,
+        )
+
+    async def shutdown(self) -> None:
+        await self.dispatcher.close()
+        await self.pool.close()
+        await self.logs.close()
+        await self.registry.drain()
+        self.db.close()
+
+
+def build(settings: Settings, endpoint: str) -> Lamina:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(sqlite_url(settings.db_path))
+    code = CodeStore(settings.code_dir)
+    registry = Registry(
+        db=db,
+        store=SqlFunctionStore(db),
+        code=code,
+        account_id=settings.account_id,
+        account_concurrency=settings.account_concurrency,
+        unreserved_floor=settings.unreserved_floor,
+        runtimes=catalog(),
+    )
+    logs = LogStore(db)
+    pool = Pool(ProcessSandbox(), idle_timeout_s=settings.idle_timeout_s, init_timeout_s=settings.init_timeout_s)
+    registry.listeners.append(pool.retire)
+    dispatcher = Dispatcher(
+        registry=registry, code=code, pool=pool, admission=Admission(), logs=logs,
+        api_endpoint=endpoint,
+    )
+    router = Router()
+    FunctionsAPI(registry, code).mount(router)
+    InvokeAPI(dispatcher).mount(router)
+    ConcurrencyAPI(registry).mount(router)
+    app = LaminaApp(router, default_region=settings.region)
+    app.targets[LOGS_TARGET] = LogsAPI(logs, settings.account_id)
+    lamina = Lamina(settings, endpoint, db, registry, pool, logs, dispatcher, app)
+    app.startup.append(lamina.startup)
+    app.shutdown.append(lamina.shutdown)
+    return lamina
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        sys.exit(f"lamina: cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+    port = sock.getsockname()[1]
+    shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    lamina = build(settings, f"http://{shown_host}:{port}")
+    config = uvicorn.Config(
+        lamina.app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+        date_header=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
