@@ -90,7 +90,9 @@ class TooManyRequestsException(LambdaError):
 
     status = 429
 
-    def __init__(self, reason: str, message: str = "Rate Exceeded.", retry_after_s: int = 1) -> None:
+    def __init__(
+        self, reason: str, message: str = "Rate Exceeded.", retry_after_s: int = 1
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.retry_after_s = retry_after_s

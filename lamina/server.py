@@ -50,7 +50,7 @@ class Lamina:
         await self.registry.load()
         self.pool.start()
         self.logs.start()
-        host, port = self.endpoint.removeprefix("http://").rsplit(":", 1)
+        _host, _port = self.endpoint.removeprefix("http://").rsplit(":", 1)
         print(f"Lamina is listening on {self.endpoint}", flush=True)
         print(f"  data dir: {self.settings.data_dir}", flush=True)
         print(f"  sandbox:  {self.pool.sandbox.name}", flush=True)
@@ -82,10 +82,18 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         runtimes=catalog(),
     )
     logs = LogStore(db)
-    pool = Pool(ProcessSandbox(), idle_timeout_s=settings.idle_timeout_s, init_timeout_s=settings.init_timeout_s)
+    pool = Pool(
+        ProcessSandbox(),
+        idle_timeout_s=settings.idle_timeout_s,
+        init_timeout_s=settings.init_timeout_s,
+    )
     registry.listeners.append(pool.retire)
     dispatcher = Dispatcher(
-        registry=registry, code=code, pool=pool, admission=Admission(), logs=logs,
+        registry=registry,
+        code=code,
+        pool=pool,
+        admission=Admission(),
+        logs=logs,
         api_endpoint=endpoint,
     )
     router = Router()

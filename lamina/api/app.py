@@ -104,7 +104,9 @@ class LaminaApp:
             response = error_response(error, request.request_id)
         except Exception:
             log.exception("request %s %s failed", request.method, request.raw_path)
-            response = error_response(ServiceException("Internal server error."), request.request_id)
+            response = error_response(
+                ServiceException("Internal server error."), request.request_id
+            )
         await _send(send, response, request.request_id)
 
     async def _dispatch(self, request: Request) -> Response:
@@ -115,7 +117,7 @@ class LaminaApp:
             if handler is not None:
                 return await handler(request, operation)
         found = self.router.match(request.method, request.raw_path, request.query)
-        if found is None or found is False:
+        if not isinstance(found, tuple):
             return _unknown_operation(request, method_mismatch=found is False)
         handler_fn, params = found
         request.params = params
@@ -125,7 +127,9 @@ class LaminaApp:
 def _unknown_operation(request: Request, *, method_mismatch: bool) -> Response:
     status = 405 if method_mismatch else 404
     body = {"Type": "User", "message": f"No operation matches {request.method} {request.raw_path}"}
-    return Response(status, json.dumps(body).encode(), [("x-amzn-ErrorType", "UnknownOperationException")])
+    return Response(
+        status, json.dumps(body).encode(), [("x-amzn-ErrorType", "UnknownOperationException")]
+    )
 
 
 async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:

@@ -26,7 +26,9 @@ class ConcurrencyAPI:
         ref = parse_function_ref(req.params["name"], allow_qualifier=False)
         body = req.json()
         if "ReservedConcurrentExecutions" not in body:
-            raise validation.constraint_error(None, "reservedConcurrentExecutions", "Member must not be null")
+            raise validation.constraint_error(
+                None, "reservedConcurrentExecutions", "Member must not be null"
+            )
         value = validation.int_in_range(
             body["ReservedConcurrentExecutions"], "reservedConcurrentExecutions", 0, 1_000_000
         )
@@ -47,16 +49,20 @@ class ConcurrencyAPI:
 
     async def account_settings(self, req: Request) -> Response:
         records = self.registry.functions(req.region)
-        return json_response({
-            "AccountLimit": {
-                "TotalCodeSize": TOTAL_CODE_SIZE,
-                "CodeSizeUnzipped": MAX_UNZIPPED_BYTES,
-                "CodeSizeZipped": MAX_ZIPPED_BYTES,
-                "ConcurrentExecutions": self.registry.account_concurrency,
-                "UnreservedConcurrentExecutions": self.registry.unreserved_concurrency(req.region),
-            },
-            "AccountUsage": {
-                "TotalCodeSize": sum(r.latest.code.size for r in records),
-                "FunctionCount": len(records),
-            },
-        })
+        return json_response(
+            {
+                "AccountLimit": {
+                    "TotalCodeSize": TOTAL_CODE_SIZE,
+                    "CodeSizeUnzipped": MAX_UNZIPPED_BYTES,
+                    "CodeSizeZipped": MAX_ZIPPED_BYTES,
+                    "ConcurrentExecutions": self.registry.account_concurrency,
+                    "UnreservedConcurrentExecutions": self.registry.unreserved_concurrency(
+                        req.region
+                    ),
+                },
+                "AccountUsage": {
+                    "TotalCodeSize": sum(r.latest.code.size for r in records),
+                    "FunctionCount": len(records),
+                },
+            }
+        )

@@ -3,6 +3,7 @@ ListFunctions: the wire side. Rules live in control/registry.py and control/vali
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from pathlib import Path
@@ -17,9 +18,19 @@ from lamina.control.registry import Registry
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 
 # Members Lamina stores and echoes without acting on them.
-_STORED_ONLY = ("VpcConfig", "KMSKeyArn", "FileSystemConfigs", "ImageConfig", "CodeSigningConfigArn",
-                "SnapStart", "TenancyConfig", "CapacityProviderConfig", "DurableConfig",
-                "RuntimeConfig", "AcceleratorConfig")
+_STORED_ONLY = (
+    "VpcConfig",
+    "KMSKeyArn",
+    "FileSystemConfigs",
+    "ImageConfig",
+    "CodeSigningConfigArn",
+    "SnapStart",
+    "TenancyConfig",
+    "CapacityProviderConfig",
+    "DurableConfig",
+    "RuntimeConfig",
+    "AcceleratorConfig",
+)
 
 
 def _zip_bytes(code: Any) -> bytes:
@@ -59,7 +70,11 @@ def _config_fields(body: dict[str, Any], runtime: str, *, creating: bool) -> dic
     if "TracingConfig" in body:
         mode = (body["TracingConfig"] or {}).get("Mode", "PassThrough")
         if mode not in ("Active", "PassThrough"):
-            raise validation.constraint_error(mode, "tracingConfig.mode", "Member must satisfy enum value set: [Active, PassThrough]")
+            raise validation.constraint_error(
+                mode,
+                "tracingConfig.mode",
+                "Member must satisfy enum value set: [Active, PassThrough]",
+            )
         f["tracing_mode"] = mode
     if "DeadLetterConfig" in body:
         f["dead_letter_target"] = (body["DeadLetterConfig"] or {}).get("TargetArn") or None
@@ -99,7 +114,9 @@ class FunctionsAPI:
             raise validation.constraint_error(name, "functionName", "Member must not be null")
         ref = parse_function_ref(name, allow_qualifier=False)
         if not NAME_RE.fullmatch(ref.name):
-            raise validation.constraint_error(name, "functionName", "Member must have length less than or equal to 64")
+            raise validation.constraint_error(
+                name, "functionName", "Member must have length less than or equal to 64"
+            )
         package_type = body.get("PackageType", "Zip")
         if package_type != "Zip":
             raise InvalidParameterValueException("Lamina supports PackageType Zip only.")
@@ -143,7 +160,9 @@ class FunctionsAPI:
     async def update_code(self, req: Request) -> Response:
         ref = parse_function_ref(req.params["name"], allow_qualifier=False)
         body = req.json()
-        zip_bytes = _zip_bytes({k: v for k, v in body.items() if k in ("ZipFile", "S3Bucket", "ImageUri")})
+        zip_bytes = _zip_bytes(
+            {k: v for k, v in body.items() if k in ("ZipFile", "S3Bucket", "ImageUri")}
+        )
         archs = validation.architectures(body["Architectures"]) if "Architectures" in body else None
         if body.get("DryRun"):
             self.registry.record(req.region, ref)
@@ -173,10 +192,14 @@ class FunctionsAPI:
 
     async def list(self, req: Request) -> Response:
         max_items = req.query_one("MaxItems")
-        limit = validation.int_in_range(int(max_items), "maxItems", 1, 10000) if max_items and max_items.isdigit() else None
+        limit = (
+            validation.int_in_range(int(max_items), "maxItems", 1, 10000)
+            if max_items and max_items.isdigit()
+            else None
+        )
         if max_items is not None and limit is None:
             raise validation.constraint_error(max_items, "maxItems", "Member must be an integer")
-        configs, marker = self.registry.list(req.region, req.query_one("Marker"), limit)
+        configs, marker = self.registry.list_page(req.region, req.query_one("Marker"), limit)
         out: dict[str, Any] = {"Functions": [function_configuration(c) for c in configs]}
         if marker:
             out["NextMarker"] = marker
@@ -185,6 +208,10 @@ class FunctionsAPI:
     async def download(self, req: Request) -> Response:
         sha = req.params["sha"]
         path: Path = self.code.zip_path(sha)
-        if len(sha) != 64 or not path.is_file():
+        if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
             raise ResourceNotFoundException("The resource you requested does not exist.")
-        return Response(200, path.read_bytes(), [], "application/zip")
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as exc:
+            raise ResourceNotFoundException("The resource you requested does not exist.") from exc
+        return Response(200, data, [], "application/zip")

@@ -46,7 +46,9 @@ class Request:
                 f"Could not parse request body into json: {exc}"
             ) from exc
         if not isinstance(data, dict):
-            raise InvalidRequestContentException("Could not parse request body into json: expected an object")
+            raise InvalidRequestContentException(
+                "Could not parse request body into json: expected an object"
+            )
         return data
 
 
@@ -58,7 +60,9 @@ class Response:
     content_type: str | None = JSON
 
 
-def json_response(data: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Response:
+def json_response(
+    data: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()
+) -> Response:
     return Response(status, json.dumps(data, separators=(",", ":")).encode(), list(headers))
 
 
@@ -81,14 +85,25 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def add(self, method: str, path: str, handler: Handler, *, query: dict[str, str | None] | None = None) -> None:
+    def add(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        query: dict[str, str | None] | None = None,
+    ) -> None:
         """`path` uses `{name}` for one path segment."""
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-        self.routes.append(Route(method, re.compile(f"^{regex}$"), handler, tuple((query or {}).items())))
+        self.routes.append(
+            Route(method, re.compile(f"^{regex}$"), handler, tuple((query or {}).items()))
+        )
         # Routes that need a query parameter are tried before the ones that do not.
         self.routes.sort(key=lambda r: -len(r.query))
 
-    def match(self, method: str, raw_path: str, query: dict[str, list[str]]) -> tuple[Handler, dict[str, str]] | None | bool:
+    def match(
+        self, method: str, raw_path: str, query: dict[str, list[str]]
+    ) -> tuple[Handler, dict[str, str]] | bool | None:
         """The handler and decoded params; False when the path exists under another method."""
         path_matched = False
         for route in self.routes:
@@ -96,7 +111,8 @@ class Router:
             if m is None:
                 continue
             if not all(
-                name in query and (value is None or value in query[name]) for name, value in route.query
+                name in query and (value is None or value in query[name])
+                for name, value in route.query
             ):
                 continue
             if route.method != method:

@@ -79,8 +79,12 @@ class InvokeAPI:
         if invocation_type == "DryRun":
             return empty(204)
         result = await self.dispatcher.invoke(
-            cfg, payload, invoked_arn=invoked_arn, log_tail=log_type == "Tail",
-            client_context=client_context, trace_id=headers.get("x-amzn-trace-id"),
+            cfg,
+            payload,
+            invoked_arn=invoked_arn,
+            log_tail=log_type == "Tail",
+            client_context=client_context,
+            trace_id=headers.get("x-amzn-trace-id"),
             request_id=req.request_id,
         )
         out = [("X-Amz-Executed-Version", result.executed_version)]
@@ -94,5 +98,7 @@ class InvokeAPI:
         ref = _ref(req.params["name"])
         cfg = self.dispatcher.resolve(req.region, ref, ref.qualifier)
         payload = check_payload(req.body, ASYNC_PAYLOAD_MAX)
-        self.dispatcher.invoke_in_background(cfg, payload, invoked_arn=cfg.arn, request_id=req.request_id)
+        self.dispatcher.invoke_in_background(
+            cfg, payload, invoked_arn=cfg.arn, request_id=req.request_id
+        )
         return json_response({"Status": 202}, 202)

@@ -56,11 +56,19 @@ class LogsAPI:
 
     async def describe_log_groups(self, req: Request, body: dict[str, Any]) -> Response:
         groups = await self.logs.groups(req.region, body.get("logGroupNamePrefix"))
-        return _ok({"logGroups": [
-            {"logGroupName": g, "creationTime": t, "arn": self._group_arn(req.region, g) + ":*",
-             "storedBytes": 0}
-            for g, t in groups
-        ]})
+        return _ok(
+            {
+                "logGroups": [
+                    {
+                        "logGroupName": g,
+                        "creationTime": t,
+                        "arn": self._group_arn(req.region, g) + ":*",
+                        "storedBytes": 0,
+                    }
+                    for g, t in groups
+                ]
+            }
+        )
 
     async def describe_log_streams(self, req: Request, body: dict[str, Any]) -> Response:
         group = self._group_name(body)
@@ -77,30 +85,55 @@ class LogsAPI:
         elif not body.get("descending"):
             streams.reverse()
         limit = int(body.get("limit") or 50)
-        return _ok({"logStreams": [
-            {"logStreamName": s.name, "creationTime": s.first_event,
-             "firstEventTimestamp": s.first_event, "lastEventTimestamp": s.last_event,
-             "lastIngestionTime": s.last_ingestion, "storedBytes": s.stored_bytes,
-             "arn": f"{self._group_arn(req.region, group)}:log-stream:{s.name}"}
-            for s in streams[:limit]
-        ]})
+        return _ok(
+            {
+                "logStreams": [
+                    {
+                        "logStreamName": s.name,
+                        "creationTime": s.first_event,
+                        "firstEventTimestamp": s.first_event,
+                        "lastEventTimestamp": s.last_event,
+                        "lastIngestionTime": s.last_ingestion,
+                        "storedBytes": s.stored_bytes,
+                        "arn": f"{self._group_arn(req.region, group)}:log-stream:{s.name}",
+                    }
+                    for s in streams[:limit]
+                ]
+            }
+        )
 
     async def get_log_events(self, req: Request, body: dict[str, Any]) -> Response:
         group = self._group_name(body)
         stream = body.get("logStreamName")
         if group is None or not isinstance(stream, str):
-            return _error("InvalidParameterException", "logGroupName and logStreamName are required.")
+            return _error(
+                "InvalidParameterException", "logGroupName and logStreamName are required."
+            )
         after = _token(body.get("nextToken"))
         events = await self.logs.events(
-            req.region, group, streams=[stream], start_ms=body.get("startTime"),
-            end_ms=body.get("endTime"), after_id=after, limit=int(body.get("limit") or 10000),
+            req.region,
+            group,
+            streams=[stream],
+            start_ms=body.get("startTime"),
+            end_ms=body.get("endTime"),
+            after_id=after,
+            limit=int(body.get("limit") or 10000),
         )
         last = events[-1].id if events else after
-        return _ok({
-            "events": [{"timestamp": e.timestamp, "message": e.message, "ingestionTime": e.ingestion_time} for e in events],
-            "nextForwardToken": f"f/{last}",
-            "nextBackwardToken": f"b/{after}",
-        })
+        return _ok(
+            {
+                "events": [
+                    {
+                        "timestamp": e.timestamp,
+                        "message": e.message,
+                        "ingestionTime": e.ingestion_time,
+                    }
+                    for e in events
+                ],
+                "nextForwardToken": f"f/{last}",
+                "nextBackwardToken": f"b/{after}",
+            }
+        )
 
     async def filter_log_events(self, req: Request, body: dict[str, Any]) -> Response:
         group = self._group_name(body)
@@ -110,17 +143,27 @@ class LogsAPI:
         pattern = (body.get("filterPattern") or "").strip().strip('"') or None
         limit = int(body.get("limit") or 10000)
         events = await self.logs.events(
-            req.region, group, streams=streams, start_ms=body.get("startTime"),
-            end_ms=body.get("endTime"), after_id=_token(body.get("nextToken")),
-            contains=pattern, limit=limit,
+            req.region,
+            group,
+            streams=streams,
+            start_ms=body.get("startTime"),
+            end_ms=body.get("endTime"),
+            after_id=_token(body.get("nextToken")),
+            contains=pattern,
+            limit=limit,
         )
         prefix = body.get("logStreamNamePrefix")
         if prefix:
             events = [e for e in events if e.log_stream.startswith(prefix)]
         out: dict[str, Any] = {
             "events": [
-                {"logStreamName": e.log_stream, "timestamp": e.timestamp, "message": e.message,
-                 "ingestionTime": e.ingestion_time, "eventId": str(e.id)}
+                {
+                    "logStreamName": e.log_stream,
+                    "timestamp": e.timestamp,
+                    "message": e.message,
+                    "ingestionTime": e.ingestion_time,
+                    "eventId": str(e.id),
+                }
                 for e in events
             ],
             "searchedLogStreams": [],

@@ -14,8 +14,11 @@ from lamina.config import DEFAULT_PORT
 F = TypeVar("F", bound=Callable[..., Any])
 
 endpoint_option = click.option(
-    "--endpoint", envvar="LAMINA_ENDPOINT", default=f"http://127.0.0.1:{DEFAULT_PORT}",
-    show_default=True, help="The Lamina server's URL (or LAMINA_ENDPOINT).",
+    "--endpoint",
+    envvar="LAMINA_ENDPOINT",
+    default=f"http://127.0.0.1:{DEFAULT_PORT}",
+    show_default=True,
+    help="The Lamina server's URL (or LAMINA_ENDPOINT).",
 )
 
 
@@ -27,10 +30,13 @@ def client(service: str, endpoint: str) -> Any:
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "lamina"),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "lamina"),
         aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
-        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        region_name=os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1",
     )
     return session.client(
-        service, endpoint_url=endpoint,
+        service,
+        endpoint_url=endpoint,
         config=Config(retries={"max_attempts": 0}, read_timeout=905, connect_timeout=5),
     )
 

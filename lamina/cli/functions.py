@@ -75,17 +75,33 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.argument("name")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--handler", default="app.handler", show_default=True)
-@click.option("--runtime", default=f"python{sys.version_info[0]}.{sys.version_info[1]}", show_default=True)
+@click.option(
+    "--runtime", default=f"python{sys.version_info[0]}.{sys.version_info[1]}", show_default=True
+)
 @click.option("--memory", type=int, help="Memory in MB (128-10240).")
 @click.option("--timeout", type=int, help="Timeout in seconds (1-900).")
-@click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Environment variable (repeatable).")
+@click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Environment variable (repeatable).",
+)
 @click.option("--role", default=DEFAULT_ROLE, show_default=True)
 @click.option("--description")
 @endpoint_option
 @api_errors
 def deploy(
-    name: str, path: Path, handler: str, runtime: str, memory: int | None, timeout: int | None,
-    env_pairs: tuple[str, ...], role: str, description: str | None, endpoint: str,
+    name: str,
+    path: Path,
+    handler: str,
+    runtime: str,
+    memory: int | None,
+    timeout: int | None,
+    env_pairs: tuple[str, ...],
+    role: str,
+    description: str | None,
+    endpoint: str,
 ) -> None:
     """Create or update function NAME from PATH (a folder or a zip)."""
     lam = client("lambda", endpoint)
@@ -119,13 +135,19 @@ def deploy(
 
 @click.command()
 @click.argument("name")
-@click.option("--payload", default="{}", show_default=True, help="JSON, or @file to read it from a file.")
+@click.option(
+    "--payload", default="{}", show_default=True, help="JSON, or @file to read it from a file."
+)
 @click.option("--qualifier")
-@click.option("--async", "is_async", is_flag=True, help="Invoke asynchronously (InvocationType=Event).")
+@click.option(
+    "--async", "is_async", is_flag=True, help="Invoke asynchronously (InvocationType=Event)."
+)
 @click.option("--log", "show_log", is_flag=True, help="Print the invocation's log tail to stderr.")
 @endpoint_option
 @api_errors
-def invoke(name: str, payload: str, qualifier: str | None, is_async: bool, show_log: bool, endpoint: str) -> None:
+def invoke(
+    name: str, payload: str, qualifier: str | None, is_async: bool, show_log: bool, endpoint: str
+) -> None:
     """Invoke function NAME and print its result."""
     import base64
 

@@ -12,7 +12,9 @@ from lamina.cli.client import api_errors, client, endpoint_option
 @click.command()
 @click.argument("name")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events.")
-@click.option("--since", default=3600.0, show_default=True, type=float, help="Seconds of history to show.")
+@click.option(
+    "--since", default=3600.0, show_default=True, type=float, help="Seconds of history to show."
+)
 @endpoint_option
 @api_errors
 def logs(name: str, follow: bool, since: float, endpoint: str) -> None:

@@ -18,39 +18,96 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="LAMINA_HOST",
-              help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, envvar="LAMINA_PORT",
-              help="Port to listen on (0 picks a free one).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, envvar="LAMINA_DATA_DIR",
-              help="Where the database, code and logs live.  [default: ~/.local/share/lamina]")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="LAMINA_HOST",
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=int,
+    envvar="LAMINA_PORT",
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="LAMINA_DATA_DIR",
+    help="Where the database, code and logs live.  [default: ~/.local/share/lamina]",
+)
 @click.option("--account-id", default="000000000000", show_default=True, envvar="LAMINA_ACCOUNT_ID")
-@click.option("--region", default="us-east-1", show_default=True, envvar="LAMINA_REGION",
-              help="Region of requests that are not signed.")
-@click.option("--account-concurrency", default=1000, show_default=True, type=click.IntRange(1),
-              envvar="LAMINA_ACCOUNT_CONCURRENCY", help="Concurrent executions allowed in the account.")
-@click.option("--min-unreserved-concurrency", default=100, show_default=True, type=click.IntRange(0),
-              envvar="LAMINA_MIN_UNRESERVED_CONCURRENCY",
-              help="Unreserved concurrency that reservations may not eat into.")
-@click.option("--idle-timeout", default=600.0, show_default=True, type=click.FloatRange(0.1),
-              envvar="LAMINA_IDLE_TIMEOUT", help="Seconds an idle environment stays warm.")
-@click.option("--log-level", default="info", show_default=True, envvar="LAMINA_LOG_LEVEL",
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--region",
+    default="us-east-1",
+    show_default=True,
+    envvar="LAMINA_REGION",
+    help="Region of requests that are not signed.",
+)
+@click.option(
+    "--account-concurrency",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    envvar="LAMINA_ACCOUNT_CONCURRENCY",
+    help="Concurrent executions allowed in the account.",
+)
+@click.option(
+    "--min-unreserved-concurrency",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0),
+    envvar="LAMINA_MIN_UNRESERVED_CONCURRENCY",
+    help="Unreserved concurrency that reservations may not eat into.",
+)
+@click.option(
+    "--idle-timeout",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    envvar="LAMINA_IDLE_TIMEOUT",
+    help="Seconds an idle environment stays warm.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="LAMINA_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 def server(
-    host: str, port: int, data_dir: Path | None, account_id: str, region: str,
-    account_concurrency: int, min_unreserved_concurrency: int, idle_timeout: float, log_level: str,
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    account_id: str,
+    region: str,
+    account_concurrency: int,
+    min_unreserved_concurrency: int,
+    idle_timeout: float,
+    log_level: str,
 ) -> None:
     """Run the Lamina server (API, database, environments) in this process."""
     from lamina.server import serve  # the server's imports are not needed by other commands
 
     if not (account_id.isdigit() and len(account_id) == 12):
         raise click.BadParameter("must be 12 digits", param_hint="--account-id")
-    serve(Settings(
-        host=host, port=port, data_dir=data_dir or default_data_dir(), account_id=account_id,
-        region=region, account_concurrency=account_concurrency,
-        min_unreserved_concurrency=min_unreserved_concurrency, idle_timeout_s=idle_timeout,
-        log_level=log_level,
-    ))
+    serve(
+        Settings(
+            host=host,
+            port=port,
+            data_dir=data_dir or default_data_dir(),
+            account_id=account_id,
+            region=region,
+            account_concurrency=account_concurrency,
+            min_unreserved_concurrency=min_unreserved_concurrency,
+            idle_timeout_s=idle_timeout,
+            log_level=log_level,
+        )
+    )
 
 
 cli.add_command(functions)

@@ -87,9 +87,21 @@ class FunctionConfig:
         """What an execution environment depends on: a change here retires the environments."""
         env = tuple(sorted((self.environment or {}).items()))
         return (
-            self.region, self.name, self.version, self.runtime, self.handler, self.code.sha256_hex,
-            self.timeout_s, self.memory_mb, self.ephemeral_mb, env, self.layers, self.log_format,
-            self.log_group, self.application_log_level, self.role,
+            self.region,
+            self.name,
+            self.version,
+            self.runtime,
+            self.handler,
+            self.code.sha256_hex,
+            self.timeout_s,
+            self.memory_mb,
+            self.ephemeral_mb,
+            env,
+            self.layers,
+            self.log_format,
+            self.log_group,
+            self.application_log_level,
+            self.role,
         )
 
 

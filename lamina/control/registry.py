@@ -11,7 +11,6 @@ import asyncio
 import base64
 import logging
 from collections.abc import Callable, Mapping
-
 from typing import Any
 
 from lamina.control import validation
@@ -78,7 +77,9 @@ class Registry:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def not_found(self, region: str, name: str, qualifier: str | None = None) -> ResourceNotFoundException:
+    def not_found(
+        self, region: str, name: str, qualifier: str | None = None
+    ) -> ResourceNotFoundException:
         arn = f"arn:aws:lambda:{region}:{self.account_id}:function:{name}"
         if qualifier is not None:
             arn += f":{qualifier}"
@@ -91,7 +92,9 @@ class Registry:
             raise self.not_found(region, ref.name)
         return record
 
-    def resolve(self, region: str, ref: FunctionRef, qualifier: str | None = None) -> FunctionConfig:
+    def resolve(
+        self, region: str, ref: FunctionRef, qualifier: str | None = None
+    ) -> FunctionConfig:
         """The configuration a call names: the invoke path's lookup, from memory only."""
         record = self.record(region, ref)
         q = merge_qualifier(ref, qualifier)
@@ -99,7 +102,9 @@ class Registry:
             return record.latest
         raise self.not_found(region, ref.name, q)
 
-    def list(self, region: str, marker: str | None, max_items: int | None) -> tuple[list[FunctionConfig], str | None]:
+    def list_page(
+        self, region: str, marker: str | None, max_items: int | None
+    ) -> tuple[list[FunctionConfig], str | None]:
         names = sorted(name for (r, name) in self._functions if r == region)
         start = 0
         if marker:
@@ -124,7 +129,9 @@ class Registry:
         if (region, name) in self._functions:  # created meanwhile by a concurrent call
             raise ResourceConflictException(f"Function already exist: {name}")
         cfg = FunctionConfig(region=region, account_id=self.account_id, code=code, **fields)
-        record = FunctionRecord(latest=cfg, tags=dict(fields.get("extra", {}).pop("Tags", {}) or {}))
+        record = FunctionRecord(
+            latest=cfg, tags=dict(fields.get("extra", {}).pop("Tags", {}) or {})
+        )
         self._functions[record.key] = record
         try:
             await self.db.run(self.store.put, record)
@@ -135,7 +142,12 @@ class Registry:
         return cfg
 
     async def update_code(
-        self, region: str, ref: FunctionRef, zip_bytes: bytes, *, revision_id: str | None,
+        self,
+        region: str,
+        ref: FunctionRef,
+        zip_bytes: bytes,
+        *,
+        revision_id: str | None,
         architectures: tuple[str, ...] | None = None,
     ) -> FunctionConfig:
         record = self._updatable(region, ref, revision_id)
@@ -221,7 +233,9 @@ class Registry:
             )
         return record
 
-    async def _apply_update(self, record: FunctionRecord, changes: dict[str, Any]) -> FunctionConfig:
+    async def _apply_update(
+        self, record: FunctionRecord, changes: dict[str, Any]
+    ) -> FunctionConfig:
         old = record.latest
         new = old.with_revision(
             **changes,
@@ -248,7 +262,9 @@ class Registry:
             except Exception:  # a listener's fault must not undo a committed change
                 log.exception("retire listener failed for %s", cfg.arn)
 
-    def _later(self, record: FunctionRecord, step: Callable[[FunctionConfig], FunctionConfig]) -> None:
+    def _later(
+        self, record: FunctionRecord, step: Callable[[FunctionConfig], FunctionConfig]
+    ) -> None:
         """Finish a transition (Pending -> Active, InProgress -> Successful) after the response.
 
         The in-memory record changes at once on the next loop turn, so a client that calls

@@ -27,13 +27,28 @@ ENV_KEY_RE = re.compile(r"[a-zA-Z]([a-zA-Z0-9_])+")
 ARCHITECTURES = ("x86_64", "arm64")
 
 # Keys Lambda sets itself; CreateFunction/UpdateFunctionConfiguration refuse them.
-RESERVED_ENV_KEYS = frozenset({
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
-})
+RESERVED_ENV_KEYS = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
 
 
 def constraint_error(value: object, member: str, constraint: str) -> InvalidParameterValueException:
@@ -47,9 +62,13 @@ def int_in_range(value: Any, member: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise constraint_error(value, member, "Member must be an integer")
     if value < low:
-        raise constraint_error(value, member, f"Member must have value greater than or equal to {low}")
+        raise constraint_error(
+            value, member, f"Member must have value greater than or equal to {low}"
+        )
     if value > high:
-        raise constraint_error(value, member, f"Member must have value less than or equal to {high}")
+        raise constraint_error(
+            value, member, f"Member must have value less than or equal to {high}"
+        )
     return value
 
 
@@ -101,8 +120,9 @@ def handler(value: Any, runtime: str) -> str:
 def architectures(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) != 1 or value[0] not in ARCHITECTURES:
         raise constraint_error(
-            value, "architectures", "Member must satisfy enum value set: [x86_64, arm64] "
-            "and have length 1"
+            value,
+            "architectures",
+            "Member must satisfy enum value set: [x86_64, arm64] and have length 1",
         )
     return (value[0],)
 
@@ -119,7 +139,8 @@ def environment(value: Any) -> dict[str, str] | None:
     for key, val in variables.items():
         if not isinstance(key, str) or not ENV_KEY_RE.fullmatch(key):
             raise constraint_error(
-                key, "environment.variables",
+                key,
+                "environment.variables",
                 "Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+",
             )
         if not isinstance(val, str):
@@ -145,9 +166,7 @@ def layers(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise constraint_error(value, "layers", "Member must be a list of layer version ARNs")
     if len(value) > MAX_LAYERS:
-        raise InvalidParameterValueException(
-            f"Cannot reference more than {MAX_LAYERS} layers."
-        )
+        raise InvalidParameterValueException(f"Cannot reference more than {MAX_LAYERS} layers.")
     return tuple(value)
 
 
@@ -174,7 +193,9 @@ def logging_config(value: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     fmt = value.get("LogFormat", "Text")
     if fmt not in ("Text", "JSON"):
-        raise constraint_error(fmt, "loggingConfig.logFormat", "Member must satisfy enum value set: [Text, JSON]")
+        raise constraint_error(
+            fmt, "loggingConfig.logFormat", "Member must satisfy enum value set: [Text, JSON]"
+        )
     out["LogFormat"] = fmt
     for key in ("LogGroup", "ApplicationLogLevel", "SystemLogLevel"):
         if key in value:

@@ -24,7 +24,9 @@ class Admission:
         self._by_function: dict[tuple[str, str], int] = defaultdict(int)
         self._unreserved_in_use: dict[str, int] = defaultdict(int)  # per region
 
-    def acquire(self, function: tuple[str, str], reserved: int | None, unreserved_pool: int) -> Lease:
+    def acquire(
+        self, function: tuple[str, str], reserved: int | None, unreserved_pool: int
+    ) -> Lease:
         region = function[0]
         if reserved is not None:
             if self._by_function[function] >= reserved:

@@ -62,8 +62,14 @@ def decode_client_context(value: str | None) -> str | None:
 
 class Dispatcher:
     def __init__(
-        self, *, registry: Registry, code: CodeStore, pool: Pool, admission: Admission,
-        logs: LogStore, api_endpoint: str,
+        self,
+        *,
+        registry: Registry,
+        code: CodeStore,
+        pool: Pool,
+        admission: Admission,
+        logs: LogStore,
+        api_endpoint: str,
     ) -> None:
         self.registry = registry
         self.code = code
@@ -84,13 +90,21 @@ class Dispatcher:
         return cfg
 
     async def invoke(
-        self, cfg: FunctionConfig, payload: bytes, *, invoked_arn: str, log_tail: bool = False,
-        client_context: str | None = None, trace_id: str | None = None,
+        self,
+        cfg: FunctionConfig,
+        payload: bytes,
+        *,
+        invoked_arn: str,
+        log_tail: bool = False,
+        client_context: str | None = None,
+        trace_id: str | None = None,
         request_id: str | None = None,
     ) -> InvokeResult:
         record = self.registry.record(cfg.region, FunctionRef(cfg.name, None, None, None))
         lease = self.admission.acquire(
-            record.key, record.reserved_concurrency, self.registry.unreserved_concurrency(cfg.region)
+            record.key,
+            record.reserved_concurrency,
+            self.registry.unreserved_concurrency(cfg.region),
         )
         try:
             invocation = Invocation(
@@ -116,7 +130,9 @@ class Dispatcher:
             outcome=outcome,
         )
 
-    def invoke_in_background(self, cfg: FunctionConfig, payload: bytes, *, invoked_arn: str, request_id: str) -> None:
+    def invoke_in_background(
+        self, cfg: FunctionConfig, payload: bytes, *, invoked_arn: str, request_id: str
+    ) -> None:
         """Event invocations for now: run soon, waiting out throttles (a durable queue replaces this)."""
 
         async def run() -> None:
@@ -175,10 +191,15 @@ class Dispatcher:
         if outcome.init_duration_ms is not None:
             runtime_hash = hashlib.sha256(cfg.runtime.encode()).hexdigest()
             first = outcome.init_lines[0][0] if outcome.init_lines else now
-            events.append((first, (
-                f"INIT_START Runtime Version: {cfg.runtime.replace('python', 'python:')}.v1\t"
-                f"Runtime Version ARN: arn:aws:lambda:{cfg.region}::runtime:{runtime_hash}"
-            )))
+            events.append(
+                (
+                    first,
+                    (
+                        f"INIT_START Runtime Version: {cfg.runtime.replace('python', 'python:')}.v1\t"
+                        f"Runtime Version ARN: arn:aws:lambda:{cfg.region}::runtime:{runtime_hash}"
+                    ),
+                )
+            )
         events.extend(outcome.init_lines)
         start_ts = outcome.log_lines[0][0] if outcome.log_lines else now
         events.append((start_ts, f"START RequestId: {request_id} Version: {cfg.version or LATEST}"))
@@ -195,4 +216,9 @@ class Dispatcher:
             report += "Status: timeout"
         events.append((now, report))
         self.logs.append(cfg.region, cfg.effective_log_group, outcome.log_stream, events)
-        return "".join(f"{msg}\n" for _, msg in events[len(outcome.init_lines) + (1 if outcome.init_duration_ms is not None else 0):])
+        return "".join(
+            f"{msg}\n"
+            for _, msg in events[
+                len(outcome.init_lines) + (1 if outcome.init_duration_ms is not None else 0) :
+            ]
+        )

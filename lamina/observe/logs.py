@@ -72,11 +72,19 @@ class LogStore:
                 await self._task
         await self.flush()
 
-    def append(self, region: str, group: str, stream: str, events: Sequence[tuple[int, str]]) -> None:
+    def append(
+        self, region: str, group: str, stream: str, events: Sequence[tuple[int, str]]
+    ) -> None:
         now = int(time.time() * 1000)
         self._buffer.extend(
-            {"region": region, "log_group": group, "log_stream": stream, "timestamp": ts,
-             "ingestion_time": now, "message": msg}
+            {
+                "region": region,
+                "log_group": group,
+                "log_stream": stream,
+                "timestamp": ts,
+                "ingestion_time": now,
+                "message": msg,
+            }
             for ts, msg in events
         )
 
@@ -124,8 +132,11 @@ class LogStore:
         c = log_events.c
         q = (
             sa.select(
-                c.log_stream, sa.func.min(c.timestamp), sa.func.max(c.timestamp),
-                sa.func.max(c.ingestion_time), sa.func.sum(sa.func.length(c.message)),
+                c.log_stream,
+                sa.func.min(c.timestamp),
+                sa.func.max(c.timestamp),
+                sa.func.max(c.ingestion_time),
+                sa.func.sum(sa.func.length(c.message)),
             )
             .where(c.region == region, c.log_group == group)
             .group_by(c.log_stream)
@@ -133,15 +144,27 @@ class LogStore:
         )
         with self.db.engine.connect() as conn:
             return [
-                LogStreamInfo(name=s, first_event=int(a), last_event=int(b),
-                              last_ingestion=int(i), stored_bytes=int(n or 0))
+                LogStreamInfo(
+                    name=s,
+                    first_event=int(a),
+                    last_event=int(b),
+                    last_ingestion=int(i),
+                    stored_bytes=int(n or 0),
+                )
                 for s, a, b, i, n in conn.execute(q)
             ]
 
     async def events(
-        self, region: str, group: str, *, streams: Sequence[str] | None = None,
-        start_ms: int | None = None, end_ms: int | None = None, after_id: int = 0,
-        contains: str | None = None, limit: int = 10000,
+        self,
+        region: str,
+        group: str,
+        *,
+        streams: Sequence[str] | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        after_id: int = 0,
+        contains: str | None = None,
+        limit: int = 10000,
     ) -> list[LogEvent]:
         await self.flush()
         return await self.db.run(
@@ -149,8 +172,15 @@ class LogStore:
         )
 
     def _events(
-        self, region: str, group: str, streams: Sequence[str] | None, start_ms: int | None,
-        end_ms: int | None, after_id: int, contains: str | None, limit: int,
+        self,
+        region: str,
+        group: str,
+        streams: Sequence[str] | None,
+        start_ms: int | None,
+        end_ms: int | None,
+        after_id: int,
+        contains: str | None,
+        limit: int,
     ) -> list[LogEvent]:
         c = log_events.c
         q = sa.select(c.id, c.log_stream, c.timestamp, c.ingestion_time, c.message).where(
@@ -175,5 +205,7 @@ class LogStore:
     def _delete_group(self, region: str, group: str) -> None:
         with self.db.engine.begin() as conn:
             conn.execute(
-                log_events.delete().where(log_events.c.region == region, log_events.c.log_group == group)
+                log_events.delete().where(
+                    log_events.c.region == region, log_events.c.log_group == group
+                )
             )

@@ -23,9 +23,15 @@ from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome
 from lamina.sandbox import Sandbox, SandboxedProcess, SandboxSpec
 
 _SIGNAL_NAMES = {
-    signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
-    signal.SIGABRT: "aborted", signal.SIGBUS: "bus error", signal.SIGINT: "interrupt",
-    signal.SIGHUP: "hangup", signal.SIGPIPE: "broken pipe", signal.SIGFPE: "floating point exception",
+    signal.SIGKILL: "killed",
+    signal.SIGTERM: "terminated",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGBUS: "bus error",
+    signal.SIGINT: "interrupt",
+    signal.SIGHUP: "hangup",
+    signal.SIGPIPE: "broken pipe",
+    signal.SIGFPE: "floating point exception",
     signal.SIGILL: "illegal instruction",
 }
 
@@ -101,17 +107,21 @@ class Environment:
         how = launch(spec)
         self._started_at = time.perf_counter()
         try:
-            self._proc = self.sandbox.spawn(SandboxSpec(
-                argv=how.argv,
-                env=self._variables(f"127.0.0.1:{port}", how.execution_env, how.bin_dir),
-                cwd=spec.task_root,
-                output_fd=write_fd,
-                memory_mb=spec.memory_mb,
-                tmp_mb=spec.ephemeral_mb,
-            ))
+            self._proc = self.sandbox.spawn(
+                SandboxSpec(
+                    argv=how.argv,
+                    env=self._variables(f"127.0.0.1:{port}", how.execution_env, how.bin_dir),
+                    cwd=spec.task_root,
+                    output_fd=write_fd,
+                    memory_mb=spec.memory_mb,
+                    tmp_mb=spec.ephemeral_mb,
+                )
+            )
         except OSError as exc:
             os.close(write_fd)
-            self._fail_start(f"Runtime failed to start: {exc.strerror or exc}", "Runtime.InvalidEntrypoint")
+            self._fail_start(
+                f"Runtime failed to start: {exc.strerror or exc}", "Runtime.InvalidEntrypoint"
+            )
             return
         finally:
             with contextlib.suppress(OSError):
@@ -137,18 +147,30 @@ class Environment:
                 await asyncio.shield(self._ready)
         except TimeoutError:
             self.stop()
-            return self._finish(Outcome(
-                status="timeout", payload=_error_payload(
-                    "Sandbox.Timedout",
-                    f"RequestId: {inv.request_id} Error: Task timed out after "
-                    f"{self.init_timeout_s:.2f} seconds",
-                ), function_error="Unhandled", error_type="Sandbox.Timedout"))
+            return self._finish(
+                Outcome(
+                    status="timeout",
+                    payload=_error_payload(
+                        "Sandbox.Timedout",
+                        f"RequestId: {inv.request_id} Error: Task timed out after "
+                        f"{self.init_timeout_s:.2f} seconds",
+                    ),
+                    function_error="Unhandled",
+                    error_type="Sandbox.Timedout",
+                )
+            )
         except InitFailure as failure:
             self.stop()
             payload = failure.payload.replace(b"{id}", inv.request_id.encode())
-            return self._finish(Outcome(
-                status=failure.status, payload=payload, function_error="Unhandled",
-                error_type=failure.error_type, init_duration_ms=self.init_duration_ms))
+            return self._finish(
+                Outcome(
+                    status=failure.status,
+                    payload=payload,
+                    function_error="Unhandled",
+                    error_type=failure.error_type,
+                    init_duration_ms=self.init_duration_ms,
+                )
+            )
         return await self._run(inv, cold)
 
     async def _run(self, inv: Invocation, cold: bool) -> Outcome:
@@ -186,7 +208,10 @@ class Environment:
             self._drain_output()
             stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             self._lines.append(
-                (_now_ms(), f"{stamp} {inv.request_id} Task timed out after {timeout_s:.2f} seconds")
+                (
+                    _now_ms(),
+                    f"{stamp} {inv.request_id} Task timed out after {timeout_s:.2f} seconds",
+                )
             )
             outcome = Outcome(
                 status="timeout",
@@ -194,8 +219,10 @@ class Environment:
                     "Sandbox.Timedout",
                     f"RequestId: {inv.request_id} Error: Task timed out after {timeout_s:.2f} seconds",
                 ),
-                function_error="Unhandled", error_type="Sandbox.Timedout",
-                duration_ms=duration_ms, max_memory_mb=memory,
+                function_error="Unhandled",
+                error_type="Sandbox.Timedout",
+                duration_ms=duration_ms,
+                max_memory_mb=memory,
             )
         except asyncio.CancelledError:
             self.stop()
@@ -245,10 +272,13 @@ class Environment:
         if result is None:
             return 400
         self._drain_output()
-        result.set_result(Outcome(
-            status="success", payload=body,
-            content_type=headers.get("content-type") or "application/json",
-        ))
+        result.set_result(
+            Outcome(
+                status="success",
+                payload=body,
+                content_type=headers.get("content-type") or "application/json",
+            )
+        )
         return 202
 
     def invocation_error(self, request_id: str, body: bytes, headers: Mapping[str, str]) -> int:
@@ -257,9 +287,14 @@ class Environment:
             return 400
         self._drain_output()
         payload, error_type = _error_document(body, headers)
-        result.set_result(Outcome(
-            status="error", payload=payload, function_error="Unhandled", error_type=error_type,
-        ))
+        result.set_result(
+            Outcome(
+                status="error",
+                payload=payload,
+                function_error="Unhandled",
+                error_type=error_type,
+            )
+        )
         return 202
 
     def init_error(self, body: bytes, headers: Mapping[str, str]) -> int:
@@ -275,14 +310,17 @@ class Environment:
     def response_too_large(self, request_id: str) -> None:
         result = self._take_result(request_id)
         if result is not None:
-            result.set_result(Outcome(
-                status="error",
-                payload=_error_payload(
-                    "Function.ResponseSizeTooLarge",
-                    "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
-                ),
-                function_error="Unhandled", error_type="Function.ResponseSizeTooLarge",
-            ))
+            result.set_result(
+                Outcome(
+                    status="error",
+                    payload=_error_payload(
+                        "Function.ResponseSizeTooLarge",
+                        "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+                    ),
+                    function_error="Unhandled",
+                    error_type="Function.ResponseSizeTooLarge",
+                )
+            )
 
     def _take_result(self, request_id: str) -> asyncio.Future[Outcome] | None:
         if request_id != self._request_id or self._result is None or self._result.done():
@@ -305,18 +343,26 @@ class Environment:
         self._drain_output()
         reason = exit_reason(code)
         if not self._ready.done():
-            self._ready.set_exception(InitFailure(
-                _error_payload("Runtime.ExitError", f"RequestId: {{id}} Error: {reason}"),
-                "Runtime.ExitError", "crash",
-            ))
+            self._ready.set_exception(
+                InitFailure(
+                    _error_payload("Runtime.ExitError", f"RequestId: {{id}} Error: {reason}"),
+                    "Runtime.ExitError",
+                    "crash",
+                )
+            )
         if self._result is not None and not self._result.done():
             rid = self._request_id
             self._lines.append((_now_ms(), f"RequestId: {rid} Error: {reason}\nRuntime.ExitError"))
-            self._result.set_result(Outcome(
-                status="crash",
-                payload=_error_payload("Runtime.ExitError", f"RequestId: {rid} Error: {reason}"),
-                function_error="Unhandled", error_type="Runtime.ExitError",
-            ))
+            self._result.set_result(
+                Outcome(
+                    status="crash",
+                    payload=_error_payload(
+                        "Runtime.ExitError", f"RequestId: {rid} Error: {reason}"
+                    ),
+                    function_error="Unhandled",
+                    error_type="Runtime.ExitError",
+                )
+            )
         self._api.close()
         self._mark_dead()
 
@@ -368,10 +414,13 @@ class Environment:
             with contextlib.suppress(ValueError, OSError):
                 self._loop.remove_reader(self._proc.exit_fd())
         if not self._ready.done():
-            self._ready.set_exception(InitFailure(
-                _error_payload("Runtime.ExitError", "Environment stopped during init"),
-                "Runtime.ExitError", "crash",
-            ))
+            self._ready.set_exception(
+                InitFailure(
+                    _error_payload("Runtime.ExitError", "Environment stopped during init"),
+                    "Runtime.ExitError",
+                    "crash",
+                )
+            )
             self._ready.exception()  # retrieved: nobody may be waiting
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()
@@ -384,40 +433,48 @@ class Environment:
 
     # -- the variables a runtime sees ------------------------------------------------------------
 
-    def _variables(self, runtime_api: str, execution_env: str | None, bin_dir: str | None) -> dict[str, str]:
+    def _variables(
+        self, runtime_api: str, execution_env: str | None, bin_dir: str | None
+    ) -> dict[str, str]:
         spec = self.spec
         task_root = str(spec.task_root)
-        path = ":".join(p for p in (bin_dir, "/usr/local/bin", "/usr/bin/", "/bin", "/opt/bin") if p)
+        path = ":".join(
+            p for p in (bin_dir, "/usr/local/bin", "/usr/bin/", "/bin", "/opt/bin") if p
+        )
         env = dict(spec.variables)  # the function's own come first; the platform's win
-        env.update({
-            "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "lamina"),
-            "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "lamina"),
-            "AWS_SESSION_TOKEN": env.get("AWS_SESSION_TOKEN", "lamina"),
-        })
+        env.update(
+            {
+                "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "lamina"),
+                "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "lamina"),
+                "AWS_SESSION_TOKEN": env.get("AWS_SESSION_TOKEN", "lamina"),
+            }
+        )
         if spec.api_endpoint:
             env.setdefault("AWS_ENDPOINT_URL", spec.api_endpoint)
-        env.update({
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "PATH": path,
-            "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{BOOTSTRAP_DIR}:{task_root}:{task_root}/lib:/opt/lib",
-            "_HANDLER": spec.handler,
-            "AWS_REGION": spec.region,
-            "AWS_DEFAULT_REGION": spec.region,
-            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
-            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
-            "AWS_LAMBDA_RUNTIME_API": runtime_api,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
-            "_AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1",
-            "_AWS_XRAY_DAEMON_PORT": "2000",
-            "LAMBDA_TASK_ROOT": task_root,
-            "LAMBDA_RUNTIME_DIR": str(BOOTSTRAP_DIR),
-        })
+        env.update(
+            {
+                "LANG": "en_US.UTF-8",
+                "TZ": ":UTC",
+                "PATH": path,
+                "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{BOOTSTRAP_DIR}:{task_root}:{task_root}/lib:/opt/lib",
+                "_HANDLER": spec.handler,
+                "AWS_REGION": spec.region,
+                "AWS_DEFAULT_REGION": spec.region,
+                "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+                "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+                "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+                "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+                "AWS_LAMBDA_RUNTIME_API": runtime_api,
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+                "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+                "_AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1",
+                "_AWS_XRAY_DAEMON_PORT": "2000",
+                "LAMBDA_TASK_ROOT": task_root,
+                "LAMBDA_RUNTIME_DIR": str(BOOTSTRAP_DIR),
+            }
+        )
         if execution_env:
             env["AWS_EXECUTION_ENV"] = execution_env
         if spec.log_format == "JSON":

@@ -71,8 +71,11 @@ class Pool:
         envs = [e for e in self._all if group is None or e.spec.group == group]
         busy = sum(1 for e in envs if e.state == "busy")
         return PoolStats(
-            environments=len(envs), busy=busy, idle=len(envs) - busy,
-            cold_starts=self.cold_starts, warm_starts=self.warm_starts,
+            environments=len(envs),
+            busy=busy,
+            idle=len(envs) - busy,
+            cold_starts=self.cold_starts,
+            warm_starts=self.warm_starts,
         )
 
     async def close(self) -> None:

@@ -62,8 +62,15 @@ class RuntimeAPIServer:
             proto.close()
 
 
-_STATUS_TEXT = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden",
-                404: b"Not Found", 413: b"Request Entity Too Large", 500: b"Internal Server Error"}
+_STATUS_TEXT = {
+    200: b"OK",
+    202: b"Accepted",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    404: b"Not Found",
+    413: b"Request Entity Too Large",
+    500: b"Internal Server Error",
+}
 
 
 def _error_body(error_type: str, message: str) -> bytes:
@@ -133,10 +140,13 @@ class _RuntimeProtocol(asyncio.Protocol):
                 request_id = m.group(1).decode("latin-1")
                 if self.body_size > MAX_RESPONSE_BYTES:
                     handler.response_too_large(request_id)
-                    self._send(413, _error_body(
-                        "RequestEntityTooLarge",
-                        f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
-                    ))
+                    self._send(
+                        413,
+                        _error_body(
+                            "RequestEntityTooLarge",
+                            f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                        ),
+                    )
                     return
                 body = b"".join(self.body)
                 if m.group(2) == b"response":
@@ -151,7 +161,9 @@ class _RuntimeProtocol(asyncio.Protocol):
         if method == b"GET" and path == b"/ping":
             self._send(200, b"pong")
             return
-        self._send(404, _error_body("NotFound", f"Unknown Runtime API path: {path.decode('latin-1')}"))
+        self._send(
+            404, _error_body("NotFound", f"Unknown Runtime API path: {path.decode('latin-1')}")
+        )
 
     def _answer(self, status: int) -> None:
         if status == 202:
@@ -159,7 +171,9 @@ class _RuntimeProtocol(asyncio.Protocol):
         elif status == 400:
             self._send(400, _error_body("InvalidRequestID", "Invalid request ID"))
         else:
-            self._send(403, _error_body("InvalidStateTransition", "State transition is not allowed"))
+            self._send(
+                403, _error_body("InvalidStateTransition", "State transition is not allowed")
+            )
 
     def _deliver(self, fut: asyncio.Future[NextEvent]) -> None:
         self.pending = None

@@ -21,12 +21,44 @@ PYTHON_BOOTSTRAP = BOOTSTRAP_DIR / "bootstrap.py"
 PYTHON_IDS = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14", "python3.15")
 PROVIDED_IDS = ("provided.al2023", "provided.al2")
 NODE_IDS = ("nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x", "nodejs26.x")
-OTHER_IDS = ("java8.al2", "java11", "java17", "java21", "java25", "dotnet6", "dotnet8", "dotnet10",
-             "ruby3.2", "ruby3.3", "ruby3.4", "ruby4.0")
-DEPRECATED_IDS = ("python2.7", "python3.6", "python3.7", "python3.8", "python3.9", "nodejs",
-                  "nodejs4.3", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x",
-                  "nodejs14.x", "nodejs16.x", "java8", "go1.x", "provided", "ruby2.5", "ruby2.7",
-                  "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1", "dotnetcore3.1")
+OTHER_IDS = (
+    "java8.al2",
+    "java11",
+    "java17",
+    "java21",
+    "java25",
+    "dotnet6",
+    "dotnet8",
+    "dotnet10",
+    "ruby3.2",
+    "ruby3.3",
+    "ruby3.4",
+    "ruby4.0",
+)
+DEPRECATED_IDS = (
+    "python2.7",
+    "python3.6",
+    "python3.7",
+    "python3.8",
+    "python3.9",
+    "nodejs",
+    "nodejs4.3",
+    "nodejs6.10",
+    "nodejs8.10",
+    "nodejs10.x",
+    "nodejs12.x",
+    "nodejs14.x",
+    "nodejs16.x",
+    "java8",
+    "go1.x",
+    "provided",
+    "ruby2.5",
+    "ruby2.7",
+    "dotnetcore1.0",
+    "dotnetcore2.0",
+    "dotnetcore2.1",
+    "dotnetcore3.1",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +81,10 @@ def catalog() -> dict[str, str | None]:
     """Every runtime id Lamina knows -> None when runnable here, else why not."""
     out: dict[str, str | None] = {}
     for rid in PYTHON_IDS:
-        out[rid] = None if python_interpreter(rid) else (
-            f"no {rid} interpreter found (install {rid} and put it on PATH)"
+        out[rid] = (
+            None
+            if python_interpreter(rid)
+            else (f"no {rid} interpreter found (install {rid} and put it on PATH)")
         )
     for rid in PROVIDED_IDS:
         out[rid] = None

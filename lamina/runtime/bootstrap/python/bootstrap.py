@@ -65,7 +65,9 @@ class RuntimeClient:
 
     def post_response(self, request_id, body, content_type):
         self.request(
-            "POST", f"{_RUNTIME}/invocation/{request_id}/response", body,
+            "POST",
+            f"{_RUNTIME}/invocation/{request_id}/response",
+            body,
             (("Content-Type", content_type),),
         )
 
@@ -79,9 +81,13 @@ class RuntimeClient:
     def post_init_error(self, error):
         body = json.dumps(error).encode()
         self.request(
-            "POST", _RUNTIME + "/init/error", body,
-            (("Content-Type", "application/json"),
-             ("Lambda-Runtime-Function-Error-Type", error["errorType"])),
+            "POST",
+            _RUNTIME + "/init/error",
+            body,
+            (
+                ("Content-Type", "application/json"),
+                ("Lambda-Runtime-Function-Error-Type", error["errorType"]),
+            ),
         )
 
 
@@ -94,7 +100,13 @@ class CognitoIdentity:
 
 
 class Client:
-    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+    __slots__ = (
+        "app_package_name",
+        "app_title",
+        "app_version_code",
+        "app_version_name",
+        "installation_id",
+    )
 
     def __init__(self, data):
         self.installation_id = data.get("installation_id")
@@ -105,7 +117,7 @@ class Client:
 
 
 class ClientContext:
-    __slots__ = ("custom", "env", "client")
+    __slots__ = ("client", "custom", "env")
 
     def __init__(self, data):
         self.custom = data.get("custom")
@@ -192,10 +204,12 @@ def _setup_logging():
     if json_format:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(TextFormatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-            "%Y-%m-%dT%H:%M:%S",
-        ))
+        handler.setFormatter(
+            TextFormatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+                "%Y-%m-%dT%H:%M:%S",
+            )
+        )
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.addHandler(handler)
@@ -278,7 +292,9 @@ def _serve(client, handler, ensure_ascii):
                 try:
                     event = json.loads(payload) if payload else {}
                 except ValueError as exc:
-                    raise FaultError("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
+                    raise FaultError(
+                        "Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}"
+                    ) from None
             else:
                 event = payload
             raw_cc = fields.get("lambda-runtime-client-context")
@@ -288,7 +304,8 @@ def _serve(client, handler, ensure_ascii):
                 identity = json.loads(raw_id) if raw_id else None
             except ValueError as exc:
                 raise FaultError(
-                    "Runtime.LambdaContextUnmarshalError", f"Unable to parse Client Context JSON: {exc}"
+                    "Runtime.LambdaContextUnmarshalError",
+                    f"Unable to parse Client Context JSON: {exc}",
                 ) from None
             context = LambdaContext(
                 request_id,
@@ -305,11 +322,17 @@ def _serve(client, handler, ensure_ascii):
                 try:
                     body = dumps(result, default=_json_default, ensure_ascii=ensure_ascii).encode()
                 except (TypeError, ValueError) as exc:
-                    raise FaultError("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
+                    raise FaultError(
+                        "Runtime.MarshalError", f"Unable to marshal response: {exc}"
+                    ) from None
                 content_type = "application/json"
         except FaultError as fault:
-            error = {"errorMessage": fault.message, "errorType": fault.error_type,
-                     "requestId": request_id, "stackTrace": fault.trace}
+            error = {
+                "errorMessage": fault.message,
+                "errorType": fault.error_type,
+                "requestId": request_id,
+                "stackTrace": fault.trace,
+            }
             _log_error(error)
             _flush()
             client.post_error(request_id, error, fault.error_type)
@@ -342,8 +365,12 @@ def main():
     try:
         handler = _load_handler(handler_name)
     except FaultError as fault:
-        error = {"errorMessage": fault.message, "errorType": fault.error_type,
-                 "requestId": "", "stackTrace": fault.trace}
+        error = {
+            "errorMessage": fault.message,
+            "errorType": fault.error_type,
+            "requestId": "",
+            "stackTrace": fault.trace,
+        }
         _log_error(error)
         client.post_init_error(error)
         sys.exit(1)
@@ -354,7 +381,9 @@ def main():
         sys.exit(1)
     execution_env = os.environ.get("AWS_EXECUTION_ENV", "")
     # awslambdaric writes UTF-8 (not \u escapes) from python3.12 on.
-    minor = execution_env.rpartition(".")[2] if execution_env.startswith("AWS_Lambda_python3.") else ""
+    minor = (
+        execution_env.rpartition(".")[2] if execution_env.startswith("AWS_Lambda_python3.") else ""
+    )
     ensure_ascii = not (minor.isdigit() and int(minor) >= 12)
     _serve(client, handler, ensure_ascii)
 
