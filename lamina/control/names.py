@@ -31,6 +31,11 @@ class FunctionRef:
 def parse_function_ref(value: str, *, allow_qualifier: bool = True) -> FunctionRef:
     """Parse any form Lambda accepts for FunctionName; raise InvalidParameterValueException otherwise."""
     m = _FULL_RE.fullmatch(value)
+    if m is not None and len(m["name"]) > 64 and len(value) <= 256:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{value}' at 'functionName' failed to satisfy "
+            "constraint: Member must have length less than or equal to 64"
+        )
     if m is None or not NAME_RE.fullmatch(m["name"]) or len(value) > 256:
         raise InvalidParameterValueException(
             f"1 validation error detected: Value '{value}' at 'functionName' failed to satisfy "
