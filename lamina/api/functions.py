@@ -13,7 +13,7 @@ from lamina.api.http import Request, Response, Router, empty, json_response
 from lamina.api.wire import function_configuration
 from lamina.control import validation
 from lamina.control.code_store import CodeStore
-from lamina.control.names import NAME_RE, parse_function_ref
+from lamina.control.names import NAME_RE, merge_qualifier, parse_function_ref
 from lamina.control.registry import Registry
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 
@@ -138,9 +138,11 @@ class FunctionsAPI:
     async def get(self, req: Request) -> Response:
         ref = parse_function_ref(req.params["name"])
         record = self.registry.record(req.region, ref)
-        cfg = self.registry.resolve(req.region, ref, req.query_one("Qualifier"))
+        qualifier = merge_qualifier(ref, req.query_one("Qualifier"))
+        cfg = self.registry.resolve(req.region, ref, qualifier)
         out: dict[str, Any] = {
-            "Configuration": function_configuration(cfg, qualified=cfg.version != "$LATEST"),
+            # A read that names a qualifier (even $LATEST) returns the qualified ARN, as AWS does.
+            "Configuration": function_configuration(cfg, qualified=qualifier is not None),
             "Code": {
                 "RepositoryType": "S3",
                 "Location": f"http://{req.host}/_lamina/code/{cfg.code.sha256_hex}.zip",
@@ -154,8 +156,9 @@ class FunctionsAPI:
 
     async def get_configuration(self, req: Request) -> Response:
         ref = parse_function_ref(req.params["name"])
-        cfg = self.registry.resolve(req.region, ref, req.query_one("Qualifier"))
-        return json_response(function_configuration(cfg, qualified=cfg.version != "$LATEST"))
+        qualifier = merge_qualifier(ref, req.query_one("Qualifier"))
+        cfg = self.registry.resolve(req.region, ref, qualifier)
+        return json_response(function_configuration(cfg, qualified=qualifier is not None))
 
     async def update_code(self, req: Request) -> Response:
         ref = parse_function_ref(req.params["name"], allow_qualifier=False)
