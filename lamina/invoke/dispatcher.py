@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 from lamina.control.code_store import CodeStore
-from lamina.control.model import LATEST, FunctionConfig
+from lamina.control.model import FunctionConfig
 from lamina.control.names import FunctionRef
 from lamina.control.registry import Registry
 from lamina.errors import InvalidParameterValueException, ResourceConflictException
@@ -185,40 +185,49 @@ class Dispatcher:
         return spec
 
     def _record_logs(self, cfg: FunctionConfig, request_id: str, outcome: Outcome) -> str:
-        """Frame the invocation's output as Lambda does and store it; return the framed text."""
+        """Frame the invocation's output as Lambda does and store it.
+
+        Returns the invocation's own log text (what LogType=Tail shows the end of): the output of
+        the Init phase when this call ran it, then START, the function's output, END and REPORT.
+        """
         now = int(time.time() * 1000)
-        events: list[tuple[int, str]] = []
-        if outcome.init_duration_ms is not None:
-            runtime_hash = hashlib.sha256(cfg.runtime.encode()).hexdigest()
-            first = outcome.init_lines[0][0] if outcome.init_lines else now
-            events.append(
+        cold = outcome.init_duration_ms is not None
+        invocation: list[tuple[int, str]] = list(outcome.init_lines)
+        if outcome.init_failed:
+            invocation.append(
                 (
-                    first,
-                    (
-                        f"INIT_START Runtime Version: {cfg.runtime.replace('python', 'python:')}.v1\t"
-                        f"Runtime Version ARN: arn:aws:lambda:{cfg.region}::runtime:{runtime_hash}"
-                    ),
+                    now,
+                    f"INIT_REPORT Init Duration: {outcome.init_duration_ms or 0.0:.2f} ms\t"
+                    f"Phase: init\tStatus: error\tError Type: {outcome.error_type}",
                 )
             )
-        events.extend(outcome.init_lines)
         start_ts = outcome.log_lines[0][0] if outcome.log_lines else now
-        events.append((start_ts, f"START RequestId: {request_id} Version: {cfg.version or LATEST}"))
-        events.extend(outcome.log_lines)
-        events.append((now, f"END RequestId: {request_id}"))
+        invocation.append((start_ts, f"START RequestId: {request_id} Version: {cfg.version}"))
+        invocation.extend(outcome.log_lines)
+        invocation.append((now, f"END RequestId: {request_id}"))
         report = (
             f"REPORT RequestId: {request_id}\tDuration: {outcome.duration_ms:.2f} ms\t"
             f"Billed Duration: {max(1, math.ceil(outcome.duration_ms))} ms\t"
             f"Memory Size: {cfg.memory_mb} MB\tMax Memory Used: {outcome.max_memory_mb} MB\t"
         )
-        if outcome.init_duration_ms is not None:
+        if cold and not outcome.init_failed:
             report += f"Init Duration: {outcome.init_duration_ms:.2f} ms\t"
         if outcome.status == "timeout":
             report += "Status: timeout"
-        events.append((now, report))
+        elif outcome.status != "success" and (outcome.init_failed or outcome.status == "crash"):
+            report += f"Status: error\tError Type: {outcome.error_type}"
+        invocation.append((now, report))
+        events = invocation
+        if cold:
+            first = invocation[0][0]
+            events = [(first, self._init_start_line(cfg)), *invocation]
         self.logs.append(cfg.region, cfg.effective_log_group, outcome.log_stream, events)
-        return "".join(
-            f"{msg}\n"
-            for _, msg in events[
-                len(outcome.init_lines) + (1 if outcome.init_duration_ms is not None else 0) :
-            ]
+        return "".join(f"{msg}\n" for _, msg in invocation)
+
+    @staticmethod
+    def _init_start_line(cfg: FunctionConfig) -> str:
+        runtime_hash = hashlib.sha256(cfg.runtime.encode()).hexdigest()
+        return (
+            f"INIT_START Runtime Version: {cfg.runtime.replace('python', 'python:')}.v1\t"
+            f"Runtime Version ARN: arn:aws:lambda:{cfg.region}::runtime:{runtime_hash}"
         )

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from lamina.runtime.runtime_api import NextEvent, RuntimeAPIServer
 from lamina.runtime.runtimes import BOOTSTRAP_DIR, launch
@@ -37,11 +37,27 @@ _SIGNAL_NAMES = {
 
 
 class InitFailure(Exception):
-    def __init__(self, payload: bytes, error_type: str, status: str = "init_error") -> None:
+    """Why an environment never became ready: an error document, or how the runtime exited."""
+
+    def __init__(
+        self,
+        error_type: str,
+        *,
+        payload: bytes | None = None,
+        exit_reason: str | None = None,
+        status: str = "init_error",
+    ) -> None:
         super().__init__(error_type)
-        self.payload = payload
         self.error_type = error_type
+        self.payload = payload
+        self.exit_reason = exit_reason
         self.status = status
+
+    def payload_for(self, request_id: str) -> bytes:
+        """The error document the caller of the failed invocation gets."""
+        if self.payload is not None:
+            return self.payload
+        return _error_payload(self.error_type, f"RequestId: {request_id} Error: {self.exit_reason}")
 
 
 def exit_reason(code: int) -> str:
@@ -91,6 +107,10 @@ class Environment:
         self._result: asyncio.Future[Outcome] | None = None
         self._started_at = 0.0
         self._exit_code: int | None = None
+        self._peak_mb = 0
+        self._exited: asyncio.Future[None] = self._loop.create_future()
+        # Called once when the environment dies, whatever the cause (the pool forgets it).
+        self.on_dead: Callable[[Environment], None] | None = None
 
     @property
     def alive(self) -> bool:
@@ -130,11 +150,16 @@ class Environment:
         self._loop.add_reader(self._proc.exit_fd(), self._on_exit)
 
     def stop(self) -> None:
-        """Kill the tree and release everything. Idempotent."""
-        if self._proc is not None:
+        """Kill the tree and release everything. Idempotent. The exit is reaped by _on_exit."""
+        if self._proc is not None and not self._exited.done():
             self._proc.kill()
         self._api.close()
         self._mark_dead()
+
+    async def wait_exited(self) -> None:
+        """Until the runtime process has exited and been reaped."""
+        if self._proc is not None:
+            await asyncio.shield(self._exited)
 
     # -- invoking --------------------------------------------------------------------------------
 
@@ -146,32 +171,41 @@ class Environment:
             async with asyncio.timeout(self.init_timeout_s):
                 await asyncio.shield(self._ready)
         except TimeoutError:
+            self._peak_memory()
             self.stop()
-            return self._finish(
-                Outcome(
-                    status="timeout",
+            return self._init_failed(
+                InitFailure(
+                    "Sandbox.Timedout",
                     payload=_error_payload(
                         "Sandbox.Timedout",
                         f"RequestId: {inv.request_id} Error: Task timed out after "
                         f"{self.init_timeout_s:.2f} seconds",
                     ),
-                    function_error="Unhandled",
-                    error_type="Sandbox.Timedout",
+                    status="timeout",
                 )
             )
         except InitFailure as failure:
             self.stop()
-            payload = failure.payload.replace(b"{id}", inv.request_id.encode())
-            return self._finish(
-                Outcome(
-                    status=failure.status,
-                    payload=payload,
-                    function_error="Unhandled",
-                    error_type=failure.error_type,
-                    init_duration_ms=self.init_duration_ms,
-                )
-            )
+            return self._init_failed(failure, inv.request_id)
         return await self._run(inv, cold)
+
+    def _init_failed(self, failure: InitFailure, request_id: str = "") -> Outcome:
+        """The Init phase failed: its output and report come before the invocation's START."""
+        self._drain_output()
+        init_lines, self._lines = self._lines, []
+        if self.init_duration_ms is None:
+            self.init_duration_ms = (time.perf_counter() - self._started_at) * 1000
+        outcome = Outcome(
+            status=failure.status,
+            payload=failure.payload_for(request_id),
+            function_error="Unhandled",
+            error_type=failure.error_type,
+            duration_ms=(time.perf_counter() - self._started_at) * 1000,
+            init_duration_ms=self.init_duration_ms,
+            init_failed=True,
+            init_lines=init_lines,
+        )
+        return self._finish(outcome)
 
     async def _run(self, inv: Invocation, cold: bool) -> Outcome:
         timeout_s = self.spec.timeout_s
@@ -250,7 +284,10 @@ class Environment:
         return outcome
 
     def _peak_memory(self) -> int:
-        return self._proc.peak_memory_mb() if self._proc is not None else 0
+        """Peak memory of the runtime so far; read from the process only while it runs."""
+        if self._proc is not None and not self._exited.done():
+            self._peak_mb = max(self._peak_mb, self._proc.peak_memory_mb())
+        return self._peak_mb
 
     # -- RuntimeAPIHandler -----------------------------------------------------------------------
 
@@ -302,7 +339,9 @@ class Environment:
             return 403
         payload, error_type = _error_document(body, headers)
         self.init_duration_ms = (time.perf_counter() - self._started_at) * 1000
-        self._ready.set_exception(InitFailure(payload, error_type))
+        self._drain_output()  # the runtime logged the error before posting it
+        self._peak_memory()
+        self._ready.set_exception(InitFailure(error_type, payload=payload))
         # The runtime exits by itself after reporting; make sure it does.
         self._loop.call_later(0.5, self.stop)
         return 202
@@ -331,24 +370,26 @@ class Environment:
 
     def _on_exit(self) -> None:
         proc = self._proc
-        if proc is None:
+        if proc is None or self._exited.done():
             return
+        # The leader is a zombie until polled, so its group id cannot be reused yet: kill
+        # whatever the runtime left behind in its group, then reap it.
+        proc.kill()
         code = proc.poll()
         if code is None:
             return
         self._exit_code = code
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(proc.exit_fd())
-        proc.kill()  # whatever the runtime left behind in its group
+        self._exited.set_result(None)
+        if self.state == "dead":  # stopped by Lamina: nothing to report
+            return
         self._drain_output()
         reason = exit_reason(code)
         if not self._ready.done():
+            self.init_duration_ms = (time.perf_counter() - self._started_at) * 1000
             self._ready.set_exception(
-                InitFailure(
-                    _error_payload("Runtime.ExitError", f"RequestId: {{id}} Error: {reason}"),
-                    "Runtime.ExitError",
-                    "crash",
-                )
+                InitFailure("Runtime.ExitError", exit_reason=reason, status="crash")
             )
         if self._result is not None and not self._result.done():
             rid = self._request_id
@@ -410,23 +451,24 @@ class Environment:
         if self.state == "dead":
             return
         self.state = "dead"
-        if self._proc is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(self._proc.exit_fd())
         if not self._ready.done():
             self._ready.set_exception(
                 InitFailure(
-                    _error_payload("Runtime.ExitError", "Environment stopped during init"),
                     "Runtime.ExitError",
-                    "crash",
+                    exit_reason="Runtime exited without providing a reason",
+                    status="crash",
                 )
             )
             self._ready.exception()  # retrieved: nobody may be waiting
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()
+        if self.on_dead is not None:
+            self.on_dead(self)
 
     def _fail_start(self, message: str, error_type: str) -> None:
-        self._ready.set_exception(InitFailure(_error_payload(error_type, message), error_type))
+        self._ready.set_exception(
+            InitFailure(error_type, payload=_error_payload(error_type, message))
+        )
         self._api.close()
         self._close_output()
         self.state = "dead"

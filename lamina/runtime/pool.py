@@ -48,6 +48,7 @@ class Pool:
         env = self._take(spec.key)
         if env is None:
             env = Environment(spec, self.sandbox, init_timeout_s=self.init_timeout_s)
+            env.on_dead = self._forget
             self._all.add(env)
             self.cold_starts += 1
             await env.start()
@@ -83,8 +84,15 @@ class Pool:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        for env in list(self._all):
+        envs = list(self._all)
+        for env in envs:
             self._drop(env)
+        # Reap them (SIGKILL was sent to every group; this only waits for the kernel).
+        waits = [asyncio.ensure_future(env.wait_exited()) for env in envs]
+        if waits:
+            _done, pending = await asyncio.wait(waits, timeout=5.0)
+            for task in pending:
+                task.cancel()
 
     def _take(self, key: tuple[object, ...]) -> Environment | None:
         idle = self._idle.get(key)
@@ -103,6 +111,10 @@ class Pool:
 
     def _drop(self, env: Environment) -> None:
         env.stop()
+        self._forget(env)
+
+    def _forget(self, env: Environment) -> None:
+        """The environment is dead (stopped, or its runtime exited): it leaves the pool."""
         self._all.discard(env)
         idle = self._idle.get(env.spec.key)
         if idle is not None:

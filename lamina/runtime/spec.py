@@ -53,7 +53,8 @@ class Outcome:
     function_error: str | None = None  # "Unhandled" when the function failed
     error_type: str | None = None
     duration_ms: float = 0.0
-    init_duration_ms: float | None = None
+    init_duration_ms: float | None = None  # set on the first invocation of an environment
+    init_failed: bool = False  # the Init phase failed: the error is the Init phase's
     max_memory_mb: int = 0
     log_stream: str = ""
     init_lines: list[tuple[int, str]] = field(default_factory=list)  # output before the event

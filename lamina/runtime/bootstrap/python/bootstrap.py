@@ -248,8 +248,11 @@ def _load_handler(name):
         ) from None
 
 
-def _error_from_exception(exc, request_id, skip_frames=1):
-    tb = traceback.extract_tb(exc.__traceback__)[skip_frames:]
+def _error_from_exception(exc, request_id):
+    """awslambdaric's error document; the trace starts at the first frame of user code."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    while tb and (tb[0].filename == __file__ or tb[0].filename.startswith("<frozen ")):
+        del tb[0]
     return {
         "errorMessage": str(exc),
         "errorType": type(exc).__name__,
@@ -375,7 +378,7 @@ def main():
         client.post_init_error(error)
         sys.exit(1)
     except Exception as exc:
-        error = _error_from_exception(exc, "", skip_frames=0)
+        error = _error_from_exception(exc, "")
         _log_error(error)
         client.post_init_error(error)
         sys.exit(1)
