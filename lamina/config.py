@@ -34,6 +34,14 @@ class Settings:
     # The Init phase limit (AWS: 10 s).
     init_timeout_s: float = 10.0
     log_level: str = "info"
+    # Asynchronous invocation: the retry delay base after a function error (Lambda waits about
+    # 1 then 2 minutes: base x attempt), and how many events the worker runs at once.
+    async_retry_base_s: float = field(
+        default_factory=lambda: float(os.environ.get("LAMINA_ASYNC_RETRY_BASE", "60"))
+    )
+    async_concurrency: int = field(
+        default_factory=lambda: int(os.environ.get("LAMINA_ASYNC_CONCURRENCY", "32"))
+    )
 
     @property
     def db_path(self) -> Path:

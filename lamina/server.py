@@ -15,19 +15,27 @@ import uvicorn
 
 from lamina.api.app import LaminaApp
 from lamina.api.concurrency import ConcurrencyAPI
+from lamina.api.event_invoke_config import EventInvokeConfigAPI
 from lamina.api.functions import FunctionsAPI
 from lamina.api.http import Router
 from lamina.api.invoke import InvokeAPI
 from lamina.api.logs import TARGET as LOGS_TARGET
 from lamina.api.logs import LogsAPI
+from lamina.api.sqs import TARGET as SQS_TARGET
+from lamina.api.sqs import SqsAPI
 from lamina.config import Settings
 from lamina.control.code_store import CodeStore
 from lamina.control.registry import Registry
 from lamina.control.store import SqlFunctionStore
 from lamina.db import Database, sqlite_url
 from lamina.invoke.admission import Admission
+from lamina.invoke.async_queue import SqlAsyncQueue
+from lamina.invoke.async_worker import AsyncWorker
+from lamina.invoke.destinations import Destinations
 from lamina.invoke.dispatcher import Dispatcher
+from lamina.invoke.event_config import EventInvokeConfigs
 from lamina.observe.logs import LogStore
+from lamina.queues import Queues
 from lamina.runtime.pool import Pool
 from lamina.runtime.runtimes import catalog
 from lamina.sandbox import ProcessSandbox
@@ -45,11 +53,20 @@ class Lamina:
     logs: LogStore
     dispatcher: Dispatcher
     app: LaminaApp
+    queues: Queues | None = None
+    event_configs: EventInvokeConfigs | None = None
+    async_worker: AsyncWorker | None = None
 
     async def startup(self) -> None:
         await self.registry.load()
         self.pool.start()
         self.logs.start()
+        if self.event_configs is not None:
+            await self.event_configs.load()
+        if self.queues is not None:
+            await self.queues.start()
+        if self.async_worker is not None:
+            await self.async_worker.start()
         _host, _port = self.endpoint.removeprefix("http://").rsplit(":", 1)
         print(f"Lamina is listening on {self.endpoint}", flush=True)
         print(f"  data dir: {self.settings.data_dir}", flush=True)
@@ -61,6 +78,10 @@ class Lamina:
         )
 
     async def shutdown(self) -> None:
+        if self.async_worker is not None:
+            await self.async_worker.stop()  # what it ran is given back and runs after a restart
+        if self.queues is not None:
+            await self.queues.close()
         await self.dispatcher.close()
         await self.pool.close()
         await self.logs.close()
@@ -96,13 +117,28 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         logs=logs,
         api_endpoint=endpoint,
     )
+    queues = Queues(db)
+    event_configs = EventInvokeConfigs(db, registry)
+    registry.listeners.append(event_configs.forget_deleted)
+    async_worker = AsyncWorker(
+        queue=SqlAsyncQueue(db),
+        dispatcher=dispatcher,
+        configs=event_configs,
+        destinations=Destinations(registry),
+        queues=queues,
+        concurrency=settings.async_concurrency,
+        retry_base_s=settings.async_retry_base_s,
+    )
     router = Router()
     FunctionsAPI(registry, code).mount(router)
-    InvokeAPI(dispatcher).mount(router)
+    InvokeAPI(dispatcher, async_worker).mount(router)
+    EventInvokeConfigAPI(event_configs).mount(router)
     ConcurrencyAPI(registry).mount(router)
     app = LaminaApp(router, default_region=settings.region)
     app.targets[LOGS_TARGET] = LogsAPI(logs, settings.account_id)
+    app.targets[SQS_TARGET] = SqsAPI(queues, settings.account_id)
     lamina = Lamina(settings, endpoint, db, registry, pool, logs, dispatcher, app)
+    lamina.queues, lamina.event_configs, lamina.async_worker = queues, event_configs, async_worker
     app.startup.append(lamina.startup)
     app.shutdown.append(lamina.shutdown)
     return lamina

@@ -6,12 +6,14 @@ import json
 from functools import lru_cache
 
 from lamina.api.http import Request, Response, Router, empty, json_response
+from lamina.control.model import FunctionConfig
 from lamina.control.names import FunctionRef, merge_qualifier, parse_function_ref
 from lamina.errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
     RequestTooLargeException,
 )
+from lamina.invoke.async_worker import AsyncWorker
 from lamina.invoke.dispatcher import Dispatcher, decode_client_context
 
 SYNC_PAYLOAD_MAX = 6 * 1024 * 1024  # 6 MB request and response (AWS)
@@ -42,8 +44,9 @@ def check_payload(payload: bytes, limit: int) -> bytes:
 
 
 class InvokeAPI:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, async_worker: AsyncWorker | None = None) -> None:
         self.dispatcher = dispatcher
+        self.async_worker = async_worker
 
     def mount(self, router: Router) -> None:
         router.add("POST", "/2015-03-31/functions/{name}/invocations", self.invoke)
@@ -70,9 +73,7 @@ class InvokeAPI:
         invoked_arn = cfg.arn if qualifier is None else f"{cfg.arn}:{qualifier}"
         if invocation_type == "Event":
             payload = check_payload(req.body, ASYNC_PAYLOAD_MAX)
-            self.dispatcher.invoke_in_background(
-                cfg, payload, invoked_arn=invoked_arn, request_id=req.request_id
-            )
+            await self._accept(cfg, qualifier, payload, invoked_arn, req.request_id)
             return empty(202)
         payload = check_payload(req.body, SYNC_PAYLOAD_MAX)
         client_context = decode_client_context(headers.get("x-amz-client-context"))
@@ -98,7 +99,21 @@ class InvokeAPI:
         ref = _ref(req.params["name"])
         cfg = self.dispatcher.resolve(req.region, ref, ref.qualifier)
         payload = check_payload(req.body, ASYNC_PAYLOAD_MAX)
-        self.dispatcher.invoke_in_background(
-            cfg, payload, invoked_arn=cfg.arn, request_id=req.request_id
-        )
+        await self._accept(cfg, ref.qualifier, payload, cfg.arn, req.request_id)
         return json_response({"Status": 202}, 202)
+
+    async def _accept(
+        self,
+        cfg: FunctionConfig,
+        qualifier: str | None,
+        payload: bytes,
+        invoked_arn: str,
+        request_id: str,
+    ) -> None:
+        """An Event invocation is durable (committed) before its 202 is sent."""
+        if self.async_worker is not None:
+            await self.async_worker.submit(cfg, qualifier, payload, request_id=request_id)
+        else:
+            self.dispatcher.invoke_in_background(
+                cfg, payload, invoked_arn=invoked_arn, request_id=request_id
+            )
