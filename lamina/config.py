@@ -34,6 +34,8 @@ class Settings:
     # The Init phase limit (AWS: 10 s).
     init_timeout_s: float = 10.0
     log_level: str = "info"
+    # How environments are isolated: auto (the strongest the host allows), linux, process (none).
+    sandbox: str = field(default_factory=lambda: os.environ.get("LAMINA_SANDBOX", "auto"))
     # Asynchronous invocation: the retry delay base after a function error (Lambda waits about
     # 1 then 2 minutes: base x attempt), and how many events the worker runs at once.
     async_retry_base_s: float = field(

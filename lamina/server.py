@@ -38,7 +38,7 @@ from lamina.observe.logs import LogStore
 from lamina.queues import Queues
 from lamina.runtime.pool import Pool
 from lamina.runtime.runtimes import catalog
-from lamina.sandbox import ProcessSandbox
+from lamina.sandbox import choose as choose_sandbox
 
 log = logging.getLogger("lamina")
 
@@ -71,6 +71,8 @@ class Lamina:
         print(f"Lamina is listening on {self.endpoint}", flush=True)
         print(f"  data dir: {self.settings.data_dir}", flush=True)
         print(f"  sandbox:  {self.pool.sandbox.name}", flush=True)
+        for guarantee, state in self.pool.sandbox.guarantees().items():
+            print(f"    {guarantee}: {state}", flush=True)
         print(
             f"  try:      aws --endpoint-url {self.endpoint} lambda list-functions   "
             f"(or: LAMINA_ENDPOINT={self.endpoint} lamina functions list)",
@@ -84,6 +86,7 @@ class Lamina:
             await self.queues.close()
         await self.dispatcher.close()
         await self.pool.close()
+        self.pool.sandbox.close()
         await self.logs.close()
         await self.registry.drain()
         self.db.close()
@@ -103,8 +106,11 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         runtimes=catalog(),
     )
     logs = LogStore(db)
+    sandbox = choose_sandbox(
+        settings.sandbox, settings.data_dir / "sandbox", hidden=[settings.data_dir]
+    )
     pool = Pool(
-        ProcessSandbox(),
+        sandbox,
         idle_timeout_s=settings.idle_timeout_s,
         init_timeout_s=settings.init_timeout_s,
     )

@@ -135,6 +135,9 @@ class Environment:
                     output_fd=write_fd,
                     memory_mb=spec.memory_mb,
                     tmp_mb=spec.ephemeral_mb,
+                    task_root=spec.task_root,
+                    # a function opts in with VpcConfig (mapped by invoke/) or LAMINA_NETWORK
+                    network=spec.variables.get("LAMINA_NETWORK", spec.network),
                 )
             )
         except OSError as exc:
@@ -222,6 +225,8 @@ class Environment:
         if inv.tenant_id is not None:
             headers.append(("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id))
         event = NextEvent(headers, inv.payload)
+        if self._proc is not None:
+            self._proc.thaw()  # frozen since the last invocation ended
         self._drain_output()
         init_lines, self._lines = self._lines, []
         self._request_id = inv.request_id
@@ -280,6 +285,8 @@ class Environment:
         outcome.log_lines, self._lines = self._lines, []
         if self.state == "busy":
             self.state = "ready"
+            if self._proc is not None:
+                self._proc.freeze()  # nothing runs between invocations (thawed by the next)
         self.last_used = time.monotonic()
         return outcome
 
@@ -378,6 +385,9 @@ class Environment:
         code = proc.poll()
         if code is None:
             return
+        oom = proc.oom_killed()
+        if oom:
+            code = -signal.SIGKILL
         self._exit_code = code
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(proc.exit_fd())
@@ -393,7 +403,8 @@ class Environment:
             )
         if self._result is not None and not self._result.done():
             rid = self._request_id
-            self._lines.append((_now_ms(), f"RequestId: {rid} Error: {reason}\nRuntime.ExitError"))
+            kind = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
+            self._lines.append((_now_ms(), f"RequestId: {rid} Error: {reason}\n{kind}"))
             self._result.set_result(
                 Outcome(
                     status="crash",

@@ -25,6 +25,7 @@ class EnvironmentSpec:
     log_format: str = "Text"
     log_level: str | None = None
     api_endpoint: str = ""  # Lamina's own endpoint, so that an SDK inside reaches it
+    network: str = "host"  # host | isolated (an empty network namespace: Runtime API only)
 
     @property
     def group(self) -> tuple[str, str, str]:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import weakref
 
 from lamina.sandbox.protocol import SandboxSpec
 
@@ -18,7 +19,10 @@ class PlainProcess:
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self._popen = popen
         self._pidfd = os.pidfd_open(popen.pid)
+        # closed with this object, not on exit: the caller's event loop may still watch it
+        weakref.finalize(self, os.close, self._pidfd)
         self._peak_kb = 0
+        self._stopped = False
 
     @property
     def pid(self) -> int:
@@ -28,17 +32,29 @@ class PlainProcess:
         return self._pidfd
 
     def poll(self) -> int | None:
-        code = self._popen.poll()
-        if code is not None and self._pidfd >= 0:
-            os.close(self._pidfd)
-            self._pidfd = -1
-        return code
+        return self._popen.poll()
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, signal.SIGKILL)
+            if self._stopped:
+                os.killpg(self._popen.pid, signal.SIGCONT)
         with contextlib.suppress(ProcessLookupError):
             self._popen.kill()
+
+    def oom_killed(self) -> bool:
+        return False  # no memory limit here
+
+    def freeze(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, signal.SIGSTOP)
+            self._stopped = True
+
+    def thaw(self) -> None:
+        if self._stopped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._popen.pid, signal.SIGCONT)
+            self._stopped = False
 
     def peak_memory_mb(self) -> int:
         """Peak RSS of the runtime process (VmHWM), the closest thing without a cgroup."""
@@ -71,8 +87,19 @@ class ProcessSandbox:
 
     def guarantees(self) -> dict[str, str]:
         return {
-            "filesystem isolation": "not enforced (plain process)",
+            "launcher": "none (--sandbox process): environments are plain processes",
+            "filesystem view": "not enforced (plain process)",
             "process isolation": "not enforced (own process group only)",
+            "unprivileged user": "not enforced (runs as Lamina's user)",
+            "seccomp filter": "not enforced (plain process)",
             "memory limit": "not enforced (no cgroup)",
-            "timeout kill": "process group (a daemonised grandchild can escape)",
+            "pids limit": "not enforced (no cgroup)",
+            "cpu share": "not enforced (no cgroup)",
+            "freeze between invocations": "best effort (SIGSTOP/SIGCONT of the process group)",
+            "ephemeral storage": "not enforced (/tmp is the host's)",
+            "timeout kill": "process group only (a daemonised grandchild can escape)",
+            "isolated network mode": "not available (plain process)",
         }
+
+    def close(self) -> None:
+        pass

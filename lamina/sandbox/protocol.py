@@ -17,6 +17,10 @@ class SandboxSpec:
     memory_mb: int = 128
     tmp_mb: int = 512
     read_only_paths: Sequence[Path] = field(default_factory=tuple)
+    # The function's code: a sandbox with its own filesystem view maps it read-only at
+    # /var/task and rewrites this path in argv and env; None: cwd is the task root.
+    task_root: Path | None = None
+    network: str = "host"  # host | isolated (an empty network namespace)
 
 
 class SandboxedProcess(Protocol):
@@ -37,6 +41,16 @@ class SandboxedProcess(Protocol):
 
     def peak_memory_mb(self) -> int: ...
 
+    def oom_killed(self) -> bool:
+        """True once the memory limit killed something in the tree."""
+        ...
+
+    def freeze(self) -> None:
+        """Stop every process of the tree until thaw() (between invocations)."""
+        ...
+
+    def thaw(self) -> None: ...
+
 
 class Sandbox(Protocol):
     name: str
@@ -45,4 +59,8 @@ class Sandbox(Protocol):
 
     def guarantees(self) -> dict[str, str]:
         """What holds and what does not, for start-up output and `lamina doctor`."""
+        ...
+
+    def close(self) -> None:
+        """Release what outlives the environments (cgroups, mounts); after every kill."""
         ...
