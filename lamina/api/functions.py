@@ -68,16 +68,9 @@ def _config_fields(body: dict[str, Any], runtime: str, *, creating: bool) -> dic
     if "Layers" in body:
         f["layers"] = validation.layers(body["Layers"])
     if "TracingConfig" in body:
-        mode = (body["TracingConfig"] or {}).get("Mode", "PassThrough")
-        if mode not in ("Active", "PassThrough"):
-            raise validation.constraint_error(
-                mode,
-                "tracingConfig.mode",
-                "Member must satisfy enum value set: [Active, PassThrough]",
-            )
-        f["tracing_mode"] = mode
+        f["tracing_mode"] = validation.tracing_mode(body["TracingConfig"])
     if "DeadLetterConfig" in body:
-        f["dead_letter_target"] = (body["DeadLetterConfig"] or {}).get("TargetArn") or None
+        f["dead_letter_target"] = validation.dead_letter_target(body["DeadLetterConfig"])
     if "LoggingConfig" in body:
         lc = validation.logging_config(body["LoggingConfig"])
         f["log_format"] = lc["LogFormat"]
@@ -129,8 +122,9 @@ class FunctionsAPI:
         fields["runtime"] = runtime
         if "Architectures" in body:
             fields["architectures"] = validation.architectures(body["Architectures"])
-        if body.get("Tags"):
-            fields.setdefault("extra", {})["Tags"] = body["Tags"]
+        tags = validation.tags(body.get("Tags"))
+        if tags:
+            fields.setdefault("extra", {})["Tags"] = tags
         zip_bytes = _zip_bytes(body.get("Code"))
         cfg = await self.registry.create(req.region, fields, zip_bytes)
         return json_response(function_configuration(cfg), 201)
@@ -180,6 +174,8 @@ class FunctionsAPI:
         body = req.json()
         current = self.registry.resolve(req.region, ref)
         runtime = body.get("Runtime", current.runtime)
+        if "Runtime" in body:  # before the handler is checked against it
+            validation.runtime(runtime, self.registry.runtimes)
         changes = _config_fields(body, runtime, creating=False)
         if "Runtime" in body:
             changes["runtime"] = runtime

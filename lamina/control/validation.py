@@ -20,6 +20,7 @@ ENV_MAX_BYTES = 4096
 DESCRIPTION_MAX = 256
 HANDLER_MAX = 128
 MAX_LAYERS = 5
+MAX_TAGS = 50
 
 ROLE_RE = re.compile(r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-/]+")
 HANDLER_RE = re.compile(r"[^\s]+")
@@ -168,6 +169,47 @@ def layers(value: Any) -> tuple[str, ...]:
     if len(value) > MAX_LAYERS:
         raise InvalidParameterValueException(f"Cannot reference more than {MAX_LAYERS} layers.")
     return tuple(value)
+
+
+def tracing_mode(value: Any) -> str:
+    """`TracingConfig`: a structure whose Mode is Active or PassThrough (the default)."""
+    if value is None:
+        return "PassThrough"
+    if not isinstance(value, Mapping):
+        raise constraint_error(value, "tracingConfig", "Member must be a structure")
+    mode = value.get("Mode", "PassThrough")
+    if mode not in ("Active", "PassThrough"):
+        raise constraint_error(
+            mode, "tracingConfig.mode", "Member must satisfy enum value set: [Active, PassThrough]"
+        )
+    return str(mode)
+
+
+def dead_letter_target(value: Any) -> str | None:
+    """`DeadLetterConfig`: an empty or absent TargetArn clears it."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise constraint_error(value, "deadLetterConfig", "Member must be a structure")
+    target = value.get("TargetArn")
+    if target is None or target == "":
+        return None
+    return string(target, "deadLetterConfig.targetArn", max_len=1024)
+
+
+def tags(value: Any) -> dict[str, str]:
+    """`Tags`: at most 50, keys 1-128 and values 0-256 characters."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise constraint_error(value, "tags", "Member must be a map")
+    if len(value) > MAX_TAGS:
+        raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
+    for key, val in value.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise constraint_error(key, "tags", "Map keys must have length between 1 and 128")
+        string(val, f"tags.{key}", max_len=256)
+    return dict(value)
 
 
 def runtime(value: Any, available: Mapping[str, str | None]) -> str:

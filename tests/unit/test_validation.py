@@ -227,3 +227,29 @@ def test_logging_config() -> None:
 def test_int_in_range_rejects_bool() -> None:
     refused(validation.int_in_range, True, "x", 0, 10)
     assert validation.int_in_range(0, "x", 0, 10) == 0
+
+
+def test_tracing_mode() -> None:
+    assert validation.tracing_mode({"Mode": "Active"}) == "Active"
+    assert validation.tracing_mode({}) == "PassThrough"
+    assert validation.tracing_mode(None) == "PassThrough"
+    for bad in ("Active", {"Mode": "On"}, {"Mode": 1}):
+        refused(validation.tracing_mode, bad)
+
+
+def test_dead_letter_target() -> None:
+    target = "arn:aws:sqs:us-east-1:123456789012:dlq"
+    assert validation.dead_letter_target({"TargetArn": target}) == target
+    assert validation.dead_letter_target({"TargetArn": ""}) is None  # clears
+    assert validation.dead_letter_target({}) is None
+    for bad in (target, {"TargetArn": 5}):
+        refused(validation.dead_letter_target, bad)
+
+
+def test_tags() -> None:
+    assert validation.tags(None) == {}
+    assert validation.tags({"team": "core", "empty": ""}) == {"team": "core", "empty": ""}
+    assert validation.tags({f"k{i}": "v" for i in range(50)})
+    assert "tag limit" in refused(validation.tags, {f"k{i}": "v" for i in range(51)})
+    for bad in ("team=core", ["team"], {"team": 1}, {"": "v"}, {"k" * 129: "v"}, {"k": "v" * 257}):
+        refused(validation.tags, bad)
