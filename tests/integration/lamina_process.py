@@ -17,9 +17,10 @@ _LISTENING = re.compile(r"Lamina is listening on (http://\S+)")
 class LaminaProcess:
     """A `python -m lamina server` on a free port with its own data dir."""
 
-    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+    def __init__(self, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[str] | None = None
         self.endpoint = ""
         self.output: list[str] = []
@@ -42,7 +43,7 @@ class LaminaProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         deadline = time.monotonic() + timeout_s
         assert self.proc.stdout is not None
