@@ -53,8 +53,21 @@ def function_configuration(cfg: FunctionConfig, *, qualified: bool = False) -> d
         if value is not None:
             out[key] = value
     for key, value in cfg.extra.items():
-        out.setdefault(key, value)
+        if key == "ImageConfig":  # the output member wraps the input one
+            out.setdefault("ImageConfigResponse", {"ImageConfig": value})
+        elif key == "SnapStart" and isinstance(value, dict):
+            out["SnapStart"] = {
+                "ApplyOn": value.get("ApplyOn", "None"),
+                "OptimizationStatus": "Off",
+            }
+        elif key not in _NOT_IN_CONFIGURATION:
+            out.setdefault(key, value)
     return out
+
+
+# Stored request members that FunctionConfiguration does not carry (GetFunctionCodeSigningConfig
+# reports the code signing config).
+_NOT_IN_CONFIGURATION = frozenset({"CodeSigningConfigArn", "Tags"})
 
 
 def _logging(cfg: FunctionConfig) -> dict[str, str]:
