@@ -285,8 +285,8 @@ class Environment:
         outcome.log_lines, self._lines = self._lines, []
         if self.state == "busy":
             self.state = "ready"
-            if self._proc is not None:
-                self._proc.freeze()  # nothing runs between invocations (thawed by the next)
+        if self.state == "ready" and self._proc is not None:
+            self._proc.freeze()  # nothing runs between invocations (thawed by the next)
         self.last_used = time.monotonic()
         return outcome
 
@@ -388,6 +388,7 @@ class Environment:
         oom = proc.oom_killed()
         if oom:
             code = -signal.SIGKILL
+        self._peak_mb = max(self._peak_mb, proc.peak_memory_mb())  # the cgroup's, kept after exit
         self._exit_code = code
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(proc.exit_fd())

@@ -85,7 +85,7 @@ class HostProbe:
         else:
             g["timeout kill"] = "process group only (a daemonised grandchild can escape)"
         g["isolated network mode"] = (
-            "available (empty network namespace; Runtime API through a relay)"
+            "experimental (empty network namespace; the Runtime API relay is unfinished)"
             if bw
             else "not available (needs bubblewrap)"
         )
