@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from lamina.cli.doctor import doctor
 from lamina.cli.functions import delete, deploy, functions, invoke
 from lamina.cli.logs import logs
 from lamina.config import DEFAULT_PORT, Settings, default_data_dir
@@ -115,6 +116,7 @@ cli.add_command(deploy)
 cli.add_command(invoke)
 cli.add_command(delete)
 cli.add_command(logs)
+cli.add_command(doctor)
 
 
 def main() -> None:
