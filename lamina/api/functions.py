@@ -13,7 +13,7 @@ from lamina.api.http import Request, Response, Router, empty, json_response
 from lamina.api.wire import function_configuration
 from lamina.control import validation
 from lamina.control.code_store import CodeStore
-from lamina.control.names import NAME_RE, merge_qualifier, parse_function_ref
+from lamina.control.names import NAME_RE, check_scope, merge_qualifier, parse_function_ref
 from lamina.control.registry import Registry
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 
@@ -106,6 +106,7 @@ class FunctionsAPI:
         if not isinstance(name, str):
             raise validation.constraint_error(name, "functionName", "Member must not be null")
         ref = parse_function_ref(name, allow_qualifier=False)
+        check_scope(ref, req.region, self.registry.account_id)  # an ARN may name another region
         if not NAME_RE.fullmatch(ref.name):
             raise validation.constraint_error(
                 name, "functionName", "Member must have length less than or equal to 64"

@@ -227,6 +227,25 @@ def test_region_comes_from_the_signature(create_function: CreateFunction, endpoi
     assert name not in [f["FunctionName"] for f in eu.list_functions()["Functions"]]
 
 
+def test_create_by_arn(lambda_client: Any, unique_name: str) -> None:
+    kwargs = {
+        "Runtime": PYTHON_RUNTIME,
+        "Role": ROLE,
+        "Handler": "echo.handler",
+        "Code": {"ZipFile": function_zip("echo")},
+    }
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.create_function(
+            FunctionName=f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:{unique_name}", **kwargs
+        )
+    cfg = lambda_client.create_function(FunctionName=arn(unique_name), **kwargs)
+    try:
+        assert cfg["FunctionName"] == unique_name
+        assert cfg["FunctionArn"] == arn(unique_name)
+    finally:
+        lambda_client.delete_function(FunctionName=unique_name)
+
+
 # -- updates -----------------------------------------------------------------------------------
 
 
@@ -320,7 +339,8 @@ def test_update_then_read_sees_new_environment(
     lambda_client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FAST_WAIT)
     _, second = invoke_json(lambda_client, name)
     assert second["env"]["COLOR"] == "blue"
-    assert second["pid"] != first["pid"]  # an update retires the warm environment
+    assert first["calls"] == 1
+    assert second["calls"] == 1  # a fresh environment: an update retires the warm one
 
 
 def test_revision_id_guards_updates(create_function: CreateFunction, lambda_client: Any) -> None:
