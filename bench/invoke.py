@@ -187,6 +187,25 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def cpu_split(server_pid: int) -> tuple[float, float, float]:
+    """CPU seconds so far of (the server, its environments' processes, this benchmark)."""
+    runtimes = sum(cpu_seconds(pid) for pid in descendants(server_pid))
+    return cpu_seconds(server_pid), runtimes, time.process_time()
+
+
 class ServerProcess:
     """A server started in its own session, output to a file, stopped (tree and all) on close."""
 
@@ -264,7 +283,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def dist(values_s: list[float]) -> dict[str, float]:
+def dist(values_s: list[float]) -> dict[str, Any]:
     ms = [v * 1000 for v in values_s]
     return {
         "n": len(ms),
@@ -496,7 +515,6 @@ class Profiler:
                 "record",
                 "--pid",
                 str(pid),
-                "--subprocesses",
                 "--rate",
                 "500",
                 "--format",
@@ -537,11 +555,12 @@ def summarise_profile(path: Path, top: int = 30) -> str:
             continue
         count = int(count_text)
         frames = stack.split(";")
+        # With --subprocesses each stack starts with its process chain (parent;child;...).
+        owners = [f for f in frames if f.startswith("process ")]
         proc = "server"
-        if frames and frames[0].startswith("process "):
-            proc = frames.pop(0)
-            proc = "runtime (bootstrap.py)" if "bootstrap.py" in proc else "server"
-        frames = [f for f in frames if not f.startswith("thread ")]
+        if owners and "bootstrap.py" in owners[-1]:
+            proc = "runtime (bootstrap.py)"
+        frames = [f for f in frames if not f.startswith(("process ", "thread "))]
         if not frames:
             continue
         entry = per_proc.setdefault(proc, {"total": 0, "self": {}, "incl": {}})
@@ -704,6 +723,14 @@ class Bench:
         try:
             self.lamina.start()
             self.baseline.start()
+            m = None
+            for _ in range(100):  # the banner's sandbox line follows the listening line
+                banner = self.lamina.log_path.read_text(errors="replace")
+                m = re.search(r"^\s*sandbox:\s*(.+)$", banner, re.MULTILINE)
+                if m:
+                    break
+                time.sleep(0.02)
+            self.results.facts["sandbox"] = m.group(1).strip() if m else "not reported"
             with contextlib.closing(self.lamina.connect()) as conn:
                 for name, kind, timeout in (
                     ("bench-noop", "noop", 30),
@@ -742,6 +769,7 @@ class Bench:
                     if status != 200:
                         raise BenchError(f"warm-up call answered {status}: {body[:200]!r}")
             samples: dict[str, list[float]] = {"lamina": [], "baseline": []}
+            cpu_before = (cpu_split(self.lamina.pid), cpu_seconds(self.baseline.pid))
             with self.profiler.record(self.lamina.pid, "warm-c1"):
                 # Interleaved blocks, so that noise from the rest of the machine hits both alike.
                 while len(samples["lamina"]) < plan.warm_calls:
@@ -754,14 +782,27 @@ class Bench:
                             sink.append(perf() - t0)
                             if status != 200:
                                 raise BenchError(f"{key} answered {status}")
+            cpu_after = (cpu_split(self.lamina.pid), cpu_seconds(self.baseline.pid))
         finally:
             lam.close()
             base.close()
         lamina, baseline = dist(samples["lamina"]), dist(samples["baseline"])
+        n_lam, n_base = len(samples["lamina"]), len(samples["baseline"])
+        lamina["cpu_us_per_call"] = {
+            "server": 1e6 * (cpu_after[0][0] - cpu_before[0][0]) / n_lam,
+            "runtimes": 1e6 * (cpu_after[0][1] - cpu_before[0][1]) / n_lam,
+        }
+        baseline["cpu_us_per_call"] = {
+            "server": 1e6 * (cpu_after[1] - cpu_before[1]) / n_base,
+            "runtimes": 0.0,
+        }
         self.results.figures["warm"] = {"lamina": lamina, "baseline": baseline}
         self.say(
             f"  lamina   p50 {lamina['p50']:.3f} ms  p90 {lamina['p90']:.3f}  p99 {lamina['p99']:.3f}\n"
-            f"  baseline p50 {baseline['p50']:.3f} ms  p90 {baseline['p90']:.3f}  p99 {baseline['p99']:.3f}"
+            f"  baseline p50 {baseline['p50']:.3f} ms  p90 {baseline['p90']:.3f}  p99 {baseline['p99']:.3f}\n"
+            f"  CPU per call: lamina server {lamina['cpu_us_per_call']['server']:.0f} us + "
+            f"runtime {lamina['cpu_us_per_call']['runtimes']:.0f} us; "
+            f"baseline server {baseline['cpu_us_per_call']['server']:.0f} us"
         )
 
     # 4. throughput
@@ -769,39 +810,56 @@ class Bench:
         plan = self.plan
         assert self.lamina and self.baseline
         servers = {"lamina": self.lamina, "baseline": self.baseline}
-        totals = {k: [0, 0.0, [], []] for k in servers}
+        acc: dict[str, dict[str, Any]] = {
+            k: {"calls": 0, "seconds": 0.0, "lat": [], "errors": [], "cpu": [0.0, 0.0, 0.0]}
+            for k in servers
+        }
         for server in servers.values():  # warm-up: Lamina scales out to `clients` environments
             req = invoke_request(f"{server.host}:{server.port}", "bench-noop")
             load(server, req, plan.tput_clients, plan.tput_warmup)
-        for _ in range(plan.tput_rounds):
+        for round_no in range(plan.tput_rounds):
             for key, server in servers.items():
                 req = invoke_request(f"{server.host}:{server.port}", "bench-noop")
+                profiling = key == "lamina" and round_no == 0
                 ctx = (
                     self.profiler.record(server.pid, f"throughput-c{plan.tput_clients}")
-                    if key == "lamina" and _ == 0
+                    if profiling
                     else contextlib.nullcontext()
                 )
                 with ctx:
+                    before = cpu_split(server.pid)
                     count, elapsed, lat, errors = load(
                         server, req, plan.tput_clients, plan.tput_seconds
                     )
-                acc = totals[key]
-                acc[0] += count
-                acc[1] += elapsed
-                acc[2].extend(lat)
-                acc[3].extend(errors)
+                    after = cpu_split(server.pid)
+                a = acc[key]
+                a["calls"] += count
+                a["seconds"] += elapsed
+                a["lat"].extend(lat)
+                a["errors"].extend(errors)
+                for i in range(3):
+                    a["cpu"][i] += after[i] - before[i]
         out = {}
-        for key, (count, elapsed, lat, errors) in totals.items():
+        for key, a in acc.items():
+            calls = a["calls"] or 1
+            server_cpu, runtime_cpu, client_cpu = (1e6 * c / calls for c in a["cpu"])
             out[key] = {
-                "rps": count / elapsed if elapsed else float("nan"),
-                "calls": count,
-                "seconds": elapsed,
-                "errors": len(errors),
-                "latency": dist(lat),
+                "rps": a["calls"] / a["seconds"] if a["seconds"] else float("nan"),
+                "calls": a["calls"],
+                "seconds": a["seconds"],
+                "errors": len(a["errors"]),
+                "latency": dist(a["lat"]),
+                "cpu_us_per_call": {
+                    "server": server_cpu,
+                    "runtimes": runtime_cpu,
+                    "client": client_cpu,
+                },
             }
             self.say(
-                f"  {key:8s} {out[key]['rps']:8.0f} inv/s  ({count} calls, {len(errors)} errors, "
-                f"p50 {out[key]['latency']['p50']:.2f} ms, p99 {out[key]['latency']['p99']:.2f} ms)"
+                f"  {key:8s} {out[key]['rps']:8.0f} inv/s  ({a['calls']} calls, "
+                f"{len(a['errors'])} errors, p50 {out[key]['latency']['p50']:.2f} ms, "
+                f"p99 {out[key]['latency']['p99']:.2f} ms); CPU per call: server "
+                f"{server_cpu:.0f} us, runtimes {runtime_cpu:.0f} us, client {client_cpu:.0f} us"
             )
         self.results.figures["throughput"] = out
 
@@ -815,7 +873,10 @@ class Bench:
         not_cold = 0
         base_times: dict[str, list[float]] = {k: [] for k in baselines}
         cwd = self.dirs[kind]
-        with contextlib.closing(self.lamina.connect()) as conn:
+        with (
+            contextlib.closing(self.lamina.connect()) as conn,
+            self.profiler.record(self.lamina.pid, f"cold-{name}"),
+        ):
             req = invoke_request(conn.host, name, tail=True)
             for i in range(n):
                 retire_environments(conn, name, i)
@@ -883,7 +944,8 @@ class Bench:
         assert self.lamina
         n = self.plan.burst
         req = invoke_request(f"{self.lamina.host}:{self.lamina.port}", "bench-sleep", tail=True)
-        elapsed, protos = _run_async(_burst(self.lamina.host, self.lamina.port, req, n))
+        with self.profiler.record(self.lamina.pid, "burst"):
+            elapsed, protos = _run_async(_burst(self.lamina.host, self.lamina.port, req, n))
         statuses = [p.status for p in protos]
         cold = 0
         for p in protos:
@@ -922,23 +984,20 @@ class Bench:
 
     # 6. density
     def density(self) -> None:
+        """PSS summed over each environment's process tree (a sandbox may add launcher processes)."""
         assert self.lamina
         pss, uss = [], []
-        for pid in descendants(self.lamina.pid):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"bootstrap.py" not in f.read():
-                        continue
-                with open(f"/proc/{pid}/smaps_rollup") as f:
-                    fields = {
-                        line.split(":")[0]: int(line.split()[1])
-                        for line in f
-                        if line.split(":")[0] in ("Pss", "Private_Clean", "Private_Dirty")
-                    }
-            except (OSError, ValueError, IndexError):
+        for root in children_of(self.lamina.pid):
+            tree = [root, *descendants(root)]
+            if not any(b"bootstrap.py" in _cmdline(pid) for pid in tree):
                 continue
-            pss.append(fields["Pss"] / 1024)
-            uss.append((fields["Private_Clean"] + fields["Private_Dirty"]) / 1024)
+            env_pss = env_uss = 0.0
+            for pid in tree:
+                fields = _smaps_rollup(pid)
+                env_pss += fields.get("Pss", 0) / 1024
+                env_uss += (fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)) / 1024
+            pss.append(env_pss)
+            uss.append(env_uss)
         if not pss:
             raise BenchError("no environment processes found")
         avg_pss = sum(pss) / len(pss)
@@ -952,6 +1011,39 @@ class Bench:
             f"  {len(pss)} environments: PSS {avg_pss:.1f} MB, USS {sum(uss) / len(uss):.1f} MB "
             f"each -> {1024 / avg_pss:.0f} per GB"
         )
+
+
+def children_of(pid: int) -> list[int]:
+    return [p for p in descendants(pid) if _ppid(p) == pid]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _smaps_rollup(pid: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name in ("Pss", "Private_Clean", "Private_Dirty"):
+                    out[name] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -975,10 +1067,10 @@ def _check(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "**missed**")
 
 
-def table_rows(res: Results) -> list[tuple[str, str, str, str, str, str]]:
+def table_rows(res: Results) -> list[tuple[str, ...]]:
     """(figure, Lamina, baseline, ratio, target, met) rows."""
     f = res.figures
-    rows: list[tuple[str, str, str, str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
 
     def ok(value: float, limit: float, below: bool = True) -> bool | None:
         if value != value:
@@ -1001,6 +1093,8 @@ def table_rows(res: Results) -> list[tuple[str, str, str, str, str, str]]:
                     else _check(ok(lam[q], limit) and ok(r, 2.0) if r == r else None),
                 )
             )
+        if "cpu_us_per_call" in lam:
+            rows.append(_cpu_row("CPU time per warm call, c=1", lam, base))
     if "cold" in f:
         c = f["cold"]
         base = c["baselines"]["python -c 'import app'"]
@@ -1080,6 +1174,7 @@ def table_rows(res: Results) -> list[tuple[str, str, str, str, str, str]]:
                 "",
             )
         )
+        rows.append(_cpu_row("CPU time per call under that load", lam, base))
     if "burst" in f:
         b = f["burst"]
         rows.append(
@@ -1107,6 +1202,19 @@ def table_rows(res: Results) -> list[tuple[str, str, str, str, str, str]]:
     return rows
 
 
+def _cpu_row(title: str, lam: dict[str, Any], base: dict[str, Any]) -> tuple[str, ...]:
+    lc, bc = lam["cpu_us_per_call"], base["cpu_us_per_call"]
+    total = lc["server"] + lc["runtimes"]
+    return (
+        title,
+        f"{total:.0f} us (server {lc['server']:.0f} + runtime {lc['runtimes']:.0f})",
+        f"{bc['server']:.0f} us",
+        _fmt(ratio(total, bc["server"]), "x") + " of baseline",
+        "",
+        "",
+    )
+
+
 def markdown(res: Results) -> str:
     facts = res.facts
     lines = [
@@ -1117,7 +1225,7 @@ def markdown(res: Results) -> str:
         f"- Machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['memory_gb']} GB, "
         f"Linux {facts['kernel']}",
         f"- Python: {facts['python']}",
-        f"- Lamina commit: {facts['commit']}",
+        f"- Lamina commit: {facts['commit']}; sandbox: {facts.get('sandbox', '?')}",
         f"- Load average (1 min) at start / end: {facts['loadavg_start']:.2f} / "
         f"{facts.get('loadavg_end', float('nan')):.2f} "
         "(anything near or above the CPU count means the figures are noisy)",
@@ -1199,12 +1307,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: few iterations")
     parser.add_argument("--no-doc", action="store_true", help=f"do not rewrite {DOC}")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy profiles into DIR")
+    parser.add_argument(
+        "--sandbox",
+        choices=("auto", "linux", "process"),
+        help="LAMINA_SANDBOX for the server (default: the server's own default, auto)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     parser.add_argument(
         "--time-limit", type=float, default=None, help="abort after this many seconds"
     )
     args = parser.parse_args(argv)
     plan = Plan.make(args.quick)
+    if args.sandbox:
+        os.environ["LAMINA_SANDBOX"] = args.sandbox
 
     def on_signal(signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
