@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
 from pathlib import Path
 
 import click
@@ -96,19 +99,27 @@ def server(
 
     if not (account_id.isdigit() and len(account_id) == 12):
         raise click.BadParameter("must be 12 digits", param_hint="--account-id")
-    serve(
-        Settings(
-            host=host,
-            port=port,
-            data_dir=data_dir or default_data_dir(),
-            account_id=account_id,
-            region=region,
-            account_concurrency=account_concurrency,
-            min_unreserved_concurrency=min_unreserved_concurrency,
-            idle_timeout_s=idle_timeout,
-            log_level=log_level,
+    # uvicorn handles SIGINT/SIGTERM itself (a complete shutdown: every environment is stopped),
+    # then raises the signal again for the default disposition; after that, exit quietly with 0.
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(
+            Settings(
+                host=host,
+                port=port,
+                data_dir=data_dir or default_data_dir(),
+                account_id=account_id,
+                region=region,
+                account_concurrency=account_concurrency,
+                min_unreserved_concurrency=min_unreserved_concurrency,
+                idle_timeout_s=idle_timeout,
+                log_level=log_level,
+            )
         )
-    )
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    sys.exit(0)
 
 
 cli.add_command(functions)
