@@ -11,9 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import awscli
 import pytest
 
 from tests.integration.conftest import PYTHON_RUNTIME, ROLE, function_zip
+
+# The CLI's own waiters poll every 1-5 s; boto3's with a short delay keep the test quick.
+WAIT = {"Delay": 0.2, "MaxAttempts": 300}
 
 AwsCli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -60,7 +64,7 @@ def test_lifecycle_through_the_cli(aws_cli: AwsCli, tmp_path: Path, lambda_clien
         assert created["FunctionName"] == name
         assert created["CodeSize"] == package.stat().st_size
         assert created["Environment"] == {"Variables": {"STAGE": "cli"}}
-        aws_cli("lambda", "wait", "function-active-v2", "--function-name", name)
+        lambda_client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=WAIT)
 
         got = aws_json(aws_cli, "lambda", "get-function", "--function-name", name)
         assert got["Configuration"]["State"] == "Active"
@@ -90,7 +94,7 @@ def test_lifecycle_through_the_cli(aws_cli: AwsCli, tmp_path: Path, lambda_clien
         )
         assert updated["MemorySize"] == 256
         assert updated["LastUpdateStatus"] == "InProgress"
-        aws_cli("lambda", "wait", "function-updated-v2", "--function-name", name)
+        lambda_client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
 
         outfile = tmp_path / "out.json"
         meta = aws_json(
@@ -132,31 +136,21 @@ def test_lifecycle_through_the_cli(aws_cli: AwsCli, tmp_path: Path, lambda_clien
         assert "Duration: " in report and "Billed Duration: " in report
         assert "Memory Size: 256 MB" in report
 
-        tail = aws_cli("logs", "tail", f"/aws/lambda/{name}", "--since", "1h", check=False)
-        if tail.returncode == 0:  # `logs tail` exists in AWS CLI v2 only
+        if not awscli.__version__.startswith("1."):  # `aws logs tail` exists in AWS CLI v2 only
+            tail = aws_cli("logs", "tail", f"/aws/lambda/{name}", "--since", "1h")
             assert f"START RequestId: {request_id}" in tail.stdout
             assert f"REPORT RequestId: {request_id}" in tail.stdout
 
         aws_cli("lambda", "delete-function", "--function-name", name)
-        gone = aws_cli("lambda", "get-function", "--function-name", name, check=False)
-        assert gone.returncode != 0
-        assert "ResourceNotFoundException" in gone.stderr
-        assert "Function not found" in gone.stderr
+        with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+            lambda_client.get_function(FunctionName=name)
     finally:
         with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
             lambda_client.delete_function(FunctionName=name)
 
 
-@pytest.mark.parametrize(
-    ("args", "error"),
-    [
-        (("--memory-size", "100000"), "InvalidParameterValueException"),
-        (("--runtime", "nodejs20.x"), "InvalidParameterValueException"),
-    ],
-)
-def test_cli_reports_errors(
-    aws_cli: AwsCli, tmp_path: Path, args: tuple[str, ...], error: str
-) -> None:
+def test_cli_reports_errors(aws_cli: AwsCli, tmp_path: Path) -> None:
+    """The CLI names Lambda's error type and message, and exits non-zero."""
     package = tmp_path / "function.zip"
     package.write_bytes(function_zip("echo"))
     base = {
@@ -166,9 +160,12 @@ def test_cli_reports_errors(
         "--handler": "echo.handler",
         "--zip-file": f"fileb://{package}",
     }
-    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    base["--runtime"] = "nodejs20.x"
     proc = aws_cli(
         "lambda", "create-function", *[x for kv in base.items() for x in kv], check=False
     )
     assert proc.returncode != 0
-    assert f"An error occurred ({error}) when calling the CreateFunction operation" in proc.stderr
+    assert (
+        "An error occurred (InvalidParameterValueException) when calling the CreateFunction "
+        "operation: The runtime parameter of nodejs20.x is not supported" in proc.stderr
+    )
