@@ -209,7 +209,15 @@ def cpu_split(server_pid: int) -> tuple[float, float, float]:
 class ServerProcess:
     """A server started in its own session, output to a file, stopped (tree and all) on close."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, listening: re.Pattern[str]):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        listening: re.Pattern[str],
+        cwd: Path | None = None,
+    ):
+        self.cwd = cwd
         self.name = name
         self.argv = argv
         self.log_path = log_path
@@ -227,6 +235,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                cwd=self.cwd,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + timeout_s
@@ -663,7 +672,10 @@ def machine_facts(quick: bool) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, plan: Plan, work: Path, profiler: Profiler) -> None:
+    def __init__(
+        self, plan: Plan, work: Path, profiler: Profiler, lamina_src: Path | None = None
+    ) -> None:
+        self.lamina_src = lamina_src
         self.plan = plan
         self.work = work
         self.profiler = profiler
@@ -713,6 +725,7 @@ class Bench:
             ],
             self.work / "lamina.log",
             re.compile(r"Lamina is listening on http://(\S+)"),
+            cwd=self.lamina_src,
         )
         self.baseline = ServerProcess(
             "baseline ASGI app",
@@ -731,6 +744,8 @@ class Bench:
                     break
                 time.sleep(0.02)
             self.results.facts["sandbox"] = m.group(1).strip() if m else "not reported"
+            if self.lamina_src is not None:
+                self.results.facts["commit"] = f"source tree {self.lamina_src}"
             with contextlib.closing(self.lamina.connect()) as conn:
                 for name, kind, timeout in (
                     ("bench-noop", "noop", 30),
@@ -1229,6 +1244,7 @@ def markdown(res: Results) -> str:
         f"- Load average (1 min) at start / end: {facts['loadavg_start']:.2f} / "
         f"{facts.get('loadavg_end', float('nan')):.2f} "
         "(anything near or above the CPU count means the figures are noisy)",
+        f"- Benchmark wall time: {facts.get('wall_seconds', '?')} s",
         "",
         "| Figure | Lamina | Baseline | Ratio | Issue 4 target | |",
         "|---|---|---|---|---|---|",
@@ -1312,6 +1328,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=("auto", "linux", "process"),
         help="LAMINA_SANDBOX for the server (default: the server's own default, auto)",
     )
+    parser.add_argument(
+        "--lamina-src",
+        type=Path,
+        metavar="DIR",
+        help="run the server from this source tree (a folder holding lamina/), e.g. "
+        "`git archive COMMIT lamina | tar -x -C DIR`, to compare two commits",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     parser.add_argument(
         "--time-limit", type=float, default=None, help="abort after this many seconds"
@@ -1336,7 +1359,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="lamina-bench-"))
     started = time.monotonic()
     try:
-        bench = Bench(plan, work, Profiler(args.profile))
+        lamina_src = args.lamina_src.resolve() if args.lamina_src else None
+        if lamina_src is not None and not (lamina_src / "lamina" / "__init__.py").exists():
+            parser.error(f"--lamina-src: no lamina/ package in {lamina_src}")
+        bench = Bench(plan, work, Profiler(args.profile), lamina_src)
         results = bench.run()
     except KeyboardInterrupt as exc:
         print(
