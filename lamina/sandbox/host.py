@@ -40,6 +40,8 @@ class HostProbe:
             who = "as root" if self.root else "unprivileged, in a user namespace"
             name = f"bubblewrap {self.bwrap_version}" if bw else "util-linux unshare"
             g["launcher"] = f"{name} ({who})"
+            if not bw and self.launcher_problem:
+                g["launcher"] += f"; {self.launcher_problem}"
         g["filesystem view"] = (
             "enforced (code read-only at /var/task, runtime read-only, host data dir invisible)"
             if bw
@@ -85,7 +87,7 @@ class HostProbe:
         else:
             g["timeout kill"] = "process group only (a daemonised grandchild can escape)"
         g["isolated network mode"] = (
-            "experimental (empty network namespace; the Runtime API relay is unfinished)"
+            "available (empty network namespace; Runtime API through a relay)"
             if bw
             else "not available (needs bubblewrap)"
         )

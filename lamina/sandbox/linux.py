@@ -129,8 +129,10 @@ class LinuxProcess:
         janitor: Janitor,
         *,
         shell_codes: bool,
+        on_running: list[Callable[[], None]] | None = None,
     ) -> None:
         self._popen = popen
+        self._on_running = on_running or []  # once the environment has answered: it is set up
         self._group = group
         self._cleanups = cleanups
         self._janitor = janitor
@@ -215,6 +217,8 @@ class LinuxProcess:
     def freeze(self) -> None:
         if self._dead:
             return
+        while self._on_running:
+            self._on_running.pop()()
         if self._group is not None and self._group.layout.can_freeze:
             with contextlib.suppress(OSError):
                 self._group.freeze()
@@ -299,6 +303,8 @@ class LinuxSandbox:
         scratch.sweep(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         state_dir.chmod(0o700)
+        scratch.claim(state_dir)
+        self.scratch = scratch.ScratchPool(state_dir, self.uid, self.gid)
         self.groups: cgroups.ServerGroups | None = None
         if self.host.layout.hierarchies:
             self.groups = cgroups.ServerGroups(self.host.layout)
@@ -308,6 +314,7 @@ class LinuxSandbox:
         return self.host.guarantees()
 
     def close(self) -> None:
+        self.scratch.close()
         self.janitor.drain()
         if self.groups is not None:
             self.groups.remove()
@@ -317,6 +324,7 @@ class LinuxSandbox:
     def spawn(self, spec: SandboxSpec) -> LinuxProcess:
         env_id = uuid.uuid4().hex[:16]
         cleanups: list[Callable[[], bool]] = []
+        detach: list[Callable[[], None]] = []
         group: cgroups.EnvironmentGroup | None = None
         try:
             if self.groups is not None and self.groups.bases:
@@ -324,7 +332,7 @@ class LinuxSandbox:
                     self.groups, f"env-{env_id}", memory_mb=spec.memory_mb
                 )
             if self.host.launcher == "bwrap":
-                argv, env, cwd, fds = self._bwrap(spec, env_id, cleanups)
+                argv, env, cwd, fds = self._bwrap(spec, env_id, cleanups, detach)
             else:
                 argv, env, cwd, fds = self._unshare(spec)
             procs = group.procs_files() if group is not None else []
@@ -356,13 +364,18 @@ class LinuxSandbox:
             cleanups,
             self.janitor,
             shell_codes=self.host.launcher == "bwrap",
+            on_running=detach,
         )
 
     def _task_root(self, spec: SandboxSpec) -> str:
         return str(spec.task_root if spec.task_root is not None else spec.cwd)
 
     def _bwrap(
-        self, spec: SandboxSpec, env_id: str, cleanups: list[Callable[[], bool]]
+        self,
+        spec: SandboxSpec,
+        env_id: str,
+        cleanups: list[Callable[[], bool]],
+        detach: list[Callable[[], None]],
     ) -> tuple[list[str], dict[str, str], str, list[int]]:
         host = self.host
         task_root = self._task_root(spec)
@@ -409,8 +422,9 @@ class LinuxSandbox:
         args += ["--ro-bind", task_root, TASK_ROOT, "--dir", "/opt", "--chdir", TASK_ROOT]
         env_dir = self.state_dir / env_id
         if host.scratch.kind == "ext4":
-            disk = scratch.ScratchDisk(env_dir, spec.tmp_mb, self.uid, self.gid)
+            disk = self.scratch.take(spec.tmp_mb)
             cleanups.append(disk.remove)
+            detach.append(disk.detach)
             args += ["--bind", str(disk.mountpoint), "/tmp"]
         else:
             args += ["--perms", "1777", "--size", str(spec.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
@@ -422,12 +436,11 @@ class LinuxSandbox:
 
             def close_bridge() -> bool:
                 bridge.close()
-                if host.scratch.kind != "ext4":
-                    shutil.rmtree(env_dir, ignore_errors=True)
+                shutil.rmtree(env_dir, ignore_errors=True)
                 return True
 
             cleanups.insert(0, close_bridge)
-            args += ["--ro-bind", str(bridge.path), RUNTIME_SOCKET]
+            args += [*_parents(RUNTIME_SOCKET, made), "--ro-bind", str(bridge.path), RUNTIME_SOCKET]
             env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{RELAY_PORT}"
         fds: list[int] = []
         if host.seccomp_problem is None:
