@@ -121,7 +121,7 @@ def test_runtime_exits(
     lambda_client: Any, create_function: CreateFunction, how: str, reason: str
 ) -> None:
     name = create_function("failing")["FunctionName"]
-    _, before = invoke_json(lambda_client, name, {})
+    invoke_json(lambda_client, name, {})
     resp, body = invoke_json(lambda_client, name, {"how": how}, LogType="Tail")
     rid = resp["ResponseMetadata"]["RequestId"]
     assert resp["StatusCode"] == 200 and resp["FunctionError"] == "Unhandled"
@@ -133,9 +133,9 @@ def test_runtime_exits(
     assert f"failing: {how}" in log
     assert f"RequestId: {rid} Error: {reason}" in log
     # The next call gets a fresh environment.
-    resp, after = invoke_json(lambda_client, name, {}, LogType="Tail")
+    resp, _ = invoke_json(lambda_client, name, {}, LogType="Tail")
     assert "FunctionError" not in resp
-    assert after["pid"] != before["pid"]
+    # (a fresh environment: a cold start; pids repeat across environments in PID namespaces)
     assert "Init Duration" in log_of(resp)
 
 
