@@ -16,6 +16,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from lamina.runtime.runtime_api import NextEvent, RuntimeAPIServer
 from lamina.runtime.runtimes import BOOTSTRAP_DIR, launch
@@ -130,6 +131,7 @@ class Environment:
             self._proc = self.sandbox.spawn(
                 SandboxSpec(
                     argv=how.argv,
+                    read_only_paths=tuple(Path(p) for p in how.read_only_paths),
                     env=self._variables(f"127.0.0.1:{port}", how.execution_env, how.bin_dir),
                     cwd=spec.task_root,
                     output_fd=write_fd,

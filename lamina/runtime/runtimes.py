@@ -66,6 +66,20 @@ class Launch:
     argv: list[str]
     execution_env: str | None  # AWS_EXECUTION_ENV (absent for custom runtimes)
     bin_dir: str | None  # the runtime's own bin directory, first on PATH (/var/lang/bin on AWS)
+    read_only_paths: tuple[str, ...] = ()  # host paths a sandbox must show the environment
+
+
+@cache
+def host_python() -> tuple[str, tuple[str, ...]]:
+    """The bin directory of the plain interpreter Lamina runs on (its base, outside any venv),
+    and what a sandbox must map for it to work. Custom runtimes find `python3` there first,
+    so that a bootstrap can run a vendored awslambdaric built for this Python."""
+    base = sys.base_prefix
+    bin_dir = os.path.join(base, "bin")
+    if not os.path.isfile(os.path.join(bin_dir, "python3")):
+        bin_dir = os.path.dirname(os.path.realpath(sys.executable))
+    paths = () if base.startswith("/usr") else (base,)
+    return bin_dir, paths
 
 
 @cache
@@ -107,4 +121,10 @@ def launch(spec: EnvironmentSpec) -> Launch:
             execution_env=f"AWS_Lambda_{spec.runtime}",
             bin_dir=os.path.dirname(interpreter),
         )
-    return Launch(argv=[str(spec.task_root / "bootstrap")], execution_env=None, bin_dir=None)
+    bin_dir, paths = host_python()
+    return Launch(
+        argv=[str(spec.task_root / "bootstrap")],
+        execution_env=None,
+        bin_dir=bin_dir,
+        read_only_paths=paths,
+    )
