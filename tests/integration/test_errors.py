@@ -550,3 +550,47 @@ def test_odd_paths_never_fault(endpoint: str) -> None:
         assert status < 500, (method, path, status)
         if status >= 400:
             assert headers.get("x-amzn-errortype"), (method, path)
+
+
+ODD_VALUES: list[Any] = [None, 0, -1, 2**63, "", "x" * 5000, [], [None], {}, {"": None}, True]
+
+
+def test_no_member_value_makes_the_server_fault(
+    create_function: CreateFunction, endpoint: str
+) -> None:
+    """Every body member of the control-plane operations, given odd values: never a 5xx."""
+    from botocore.loaders import Loader
+    from botocore.model import ServiceModel
+
+    model = ServiceModel(Loader().load_service_model("lambda", "service-2"), "lambda")
+    name = create_function("echo")["FunctionName"]
+    valid_create = {
+        "FunctionName": f"{name}-odd",
+        "Runtime": PYTHON_RUNTIME,
+        "Role": ROLE,
+        "Handler": "echo.handler",
+        "Code": {"ZipFile": base64.b64encode(function_zip("echo")).decode()},
+    }
+    operations = {
+        "CreateFunction": ("POST", "/2015-03-31/functions", valid_create),
+        "UpdateFunctionConfiguration": (
+            "PUT",
+            f"/2015-03-31/functions/{name}/configuration",
+            {},
+        ),
+        "UpdateFunctionCode": ("PUT", f"/2015-03-31/functions/{name}/code", {}),
+        "PutFunctionConcurrency": ("PUT", f"/2017-10-31/functions/{name}/concurrency", {}),
+    }
+    faults = []
+    for operation, (method, path, base) in operations.items():
+        shape = model.operation_model(operation).input_shape
+        members = [m for m, s in shape.members.items() if "location" not in s.serialization]
+        for member in members:
+            for value in ODD_VALUES:
+                status, _, out = raw_json(endpoint, method, path, {**base, member: value})
+                if status >= 500:
+                    faults.append((operation, member, value, status, out))
+                if status == 201:
+                    raw(endpoint, "DELETE", f"/2015-03-31/functions/{name}-odd")
+    raw(endpoint, "DELETE", f"/2017-10-31/functions/{name}/concurrency")
+    assert not faults
