@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -140,48 +140,128 @@ class AsyncQueue(Protocol):
 
 
 class _GroupCommit:
-    """Run operations on one connection, many per transaction, in submission order."""
+    """Run operations many per transaction on the database thread, in submission order.
+
+    The two most frequent ones are merged into single statements: new events (one multi-row
+    INSERT) and completions without deliveries (one DELETE ... RETURNING over the fenced ids).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._rows: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
+        self._deletes: list[tuple[tuple[int, int], asyncio.Future[Any]]] = []
         self._ops: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def run(self, op: Callable[[Connection], T]) -> T:
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._ops.append((op, fut))
+    def _future(self) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
-        return await fut
+            self._task = loop.create_task(self._drain())
+        return loop.create_future()
+
+    async def insert(self, values: dict[str, Any]) -> None:
+        fut = self._future()
+        self._rows.append((values, fut))
+        await fut
+
+    async def delete(self, event_id: int, token: int) -> bool:
+        fut = self._future()
+        self._deletes.append(((event_id, token), fut))
+        return bool(await fut)
+
+    async def run(self, op: Callable[[Connection], T]) -> T:
+        fut = self._future()
+        self._ops.append((op, fut))
+        return cast(T, await fut)
 
     async def _drain(self) -> None:
         try:
-            while self._ops:
-                batch, self._ops = self._ops, []
+            await asyncio.sleep(0)  # let the callers of this loop turn join the first batch
+            while self._rows or self._deletes or self._ops:
+                rows, self._rows = self._rows, []
+                deletes, self._deletes = self._deletes, []
+                ops, self._ops = self._ops, []
+                futures = [f for _, f in rows] + [f for _, f in deletes] + [f for _, f in ops]
                 try:
-                    results = await self.db.run(self._apply, [op for op, _ in batch])
+                    gone, results = await self.db.run(
+                        self._apply,
+                        [v for v, _ in rows],
+                        [k for k, _ in deletes],
+                        [o for o, _ in ops],
+                    )
                 except Exception as exc:
-                    # One bad operation must not fail the others: retry them one by one.
-                    log.warning("group commit of %d failed (%s); retrying singly", len(batch), exc)
-                    for op, fut in batch:
-                        try:
-                            (result,) = await self.db.run(self._apply, [op])
-                        except Exception as single:
-                            if not fut.done():
-                                fut.set_exception(single)
-                        else:
-                            if not fut.done():
-                                fut.set_result(result)
+                    log.warning(
+                        "group commit of %d failed (%s); retrying singly", len(futures), exc
+                    )
+                    await self._singly(rows, deletes, ops)
                     continue
-                for (_, fut), result in zip(batch, results, strict=True):
-                    if not fut.done():
-                        fut.set_result(result)
+                for _, fut in rows:
+                    _resolve(fut, None)
+                for key, fut in deletes:
+                    _resolve(fut, key[0] in gone)
+                for (_, fut), result in zip(ops, results, strict=True):
+                    _resolve(fut, result)
         finally:
             self._task = None
 
-    def _apply(self, ops: list[Callable[[Connection], Any]]) -> list[Any]:
+    async def _singly(
+        self,
+        rows: list[tuple[dict[str, Any], asyncio.Future[Any]]],
+        deletes: list[tuple[tuple[int, int], asyncio.Future[Any]]],
+        ops: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]],
+    ) -> None:
+        """After a failed batch: one transaction per item, so one bad item fails alone."""
+        items: list[tuple[str, Any, asyncio.Future[Any]]] = [
+            *(("row", v, f) for v, f in rows),
+            *(("delete", k, f) for k, f in deletes),
+            *(("op", o, f) for o, f in ops),
+        ]
+        for kind, item, fut in items:
+            try:
+                gone, results = await self.db.run(
+                    self._apply,
+                    [item] if kind == "row" else [],
+                    [item] if kind == "delete" else [],
+                    [item] if kind == "op" else [],
+                )
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                continue
+            if kind == "row":
+                _resolve(fut, None)
+            elif kind == "delete":
+                _resolve(fut, item[0] in gone)
+            else:
+                _resolve(fut, results[0])
+
+    def _apply(
+        self,
+        rows: list[dict[str, Any]],
+        deletes: list[tuple[int, int]],
+        ops: list[Callable[[Connection], Any]],
+    ) -> tuple[set[int], list[Any]]:
+        gone: set[int] = set()
         with self.db.engine.begin() as conn:
-            return [op(conn) for op in ops]
+            if rows:
+                conn.execute(async_events.insert(), rows)
+            if deletes:
+                t = async_events.c
+                for i in range(0, len(deletes), 400):  # stay under SQLite's parameter limit
+                    chunk = deletes[i : i + 400]
+                    gone.update(
+                        conn.execute(
+                            async_events.delete()
+                            .where(sa.tuple_(t.id, t.lease_token).in_(chunk))
+                            .returning(t.id)
+                        ).scalars()
+                    )
+            return gone, [op(conn) for op in ops]
+
+
+def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
 
 
 def _row_event(row: Any) -> AsyncEvent:
@@ -250,8 +330,7 @@ class SqlAsyncQueue:
         return self._depth
 
     async def enqueue(self, event: NewEvent) -> None:
-        values = _insert_values(event)
-        await self._commit.run(lambda conn: conn.execute(async_events.insert(), values))
+        await self._commit.insert(_insert_values(event))
         self._depth += 1
         if self.on_enqueue is not None:
             self.on_enqueue()
@@ -317,6 +396,12 @@ class SqlAsyncQueue:
         return await self._commit.run(op)
 
     async def complete(self, event: AsyncEvent, deliveries: Sequence[Delivery]) -> bool:
+        if not deliveries:
+            done = await self._commit.delete(event.id, event.lease_token)
+            if done:
+                self._depth -= 1
+            return done
+
         def op(conn: Connection) -> bool:
             t = async_events.c
             gone = conn.execute(
