@@ -13,6 +13,7 @@ from lamina.api.http import Request, Response, Router, empty, json_response
 from lamina.api.wire import function_configuration
 from lamina.control import validation
 from lamina.control.code_store import CodeStore
+from lamina.control.model import FunctionConfig
 from lamina.control.names import NAME_RE, check_scope, merge_qualifier, parse_function_ref
 from lamina.control.registry import Registry
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
@@ -81,6 +82,25 @@ def _config_fields(body: dict[str, Any], runtime: str, *, creating: bool) -> dic
     if extra:
         f["extra"] = extra
     return f
+
+
+# ListFunctions entries leave out the state members and RuntimeVersionConfig, as AWS does.
+_NOT_LISTED = (
+    "State",
+    "StateReason",
+    "StateReasonCode",
+    "LastUpdateStatus",
+    "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode",
+    "RuntimeVersionConfig",
+)
+
+
+def _list_entry(cfg: FunctionConfig) -> dict[str, Any]:
+    out = function_configuration(cfg)
+    for key in _NOT_LISTED:
+        out.pop(key, None)
+    return out
 
 
 class FunctionsAPI:
@@ -200,7 +220,7 @@ class FunctionsAPI:
         if max_items is not None and limit is None:
             raise validation.constraint_error(max_items, "maxItems", "Member must be an integer")
         configs, marker = self.registry.list_page(req.region, req.query_one("Marker"), limit)
-        out: dict[str, Any] = {"Functions": [function_configuration(c) for c in configs]}
+        out: dict[str, Any] = {"Functions": [_list_entry(c) for c in configs]}
         if marker:
             out["NextMarker"] = marker
         return json_response(out)

@@ -456,6 +456,9 @@ def test_list_functions_pages(create_function: CreateFunction, lambda_client: An
     )
     assert entry["FunctionArn"] == arn(names[0])
     assert entry["Version"] == "$LATEST"
+    assert entry["CodeSha256"] and entry["Runtime"] == PYTHON_RUNTIME
+    for absent in ("State", "LastUpdateStatus", "RuntimeVersionConfig"):  # as AWS lists them
+        assert absent not in entry
 
 
 def test_list_functions_bad_parameters(lambda_client: Any, endpoint: str) -> None:
