@@ -77,6 +77,22 @@ def cli() -> None:
     help="Seconds an idle environment stays warm.",
 )
 @click.option(
+    "--async-retry-base",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    envvar="LAMINA_ASYNC_RETRY_BASE",
+    help="Seconds before retrying a failed Event invocation, times the attempt (Lambda: 60, 120).",
+)
+@click.option(
+    "--async-concurrency",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1),
+    envvar="LAMINA_ASYNC_CONCURRENCY",
+    help="Event invocations the asynchronous worker runs at once.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -92,6 +108,8 @@ def server(
     account_concurrency: int,
     min_unreserved_concurrency: int,
     idle_timeout: float,
+    async_retry_base: float,
+    async_concurrency: int,
     log_level: str,
 ) -> None:
     """Run the Lamina server (API, database, environments) in this process."""
@@ -113,6 +131,8 @@ def server(
                 account_concurrency=account_concurrency,
                 min_unreserved_concurrency=min_unreserved_concurrency,
                 idle_timeout_s=idle_timeout,
+                async_retry_base_s=async_retry_base,
+                async_concurrency=async_concurrency,
                 log_level=log_level,
             )
         )

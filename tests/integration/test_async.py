@@ -66,10 +66,9 @@ def start_server(data_dir: Path, retry_base_s: float) -> LaminaProcess:
         "50",
         "--min-unreserved-concurrency",
         "10",
-        env={
-            "LAMINA_SANDBOX": "process",  # the functions write their ledger on the host
-            "LAMINA_ASYNC_RETRY_BASE": str(retry_base_s),
-        },
+        "--async-retry-base",
+        str(retry_base_s),
+        env={"LAMINA_SANDBOX": "process"},  # the functions write their ledger on the host
     )
     server.start()
     return server

@@ -108,7 +108,9 @@ def test_no_accepted_event_is_lost_across_kill_9(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
     server = LaminaProcess(
         tmp_path / "data",
-        env={"LAMINA_SANDBOX": "process", "LAMINA_ASYNC_CONCURRENCY": "8"},
+        "--async-concurrency",
+        "8",
+        env={"LAMINA_SANDBOX": "process"},
     )
     server.start()
     cluster = Cluster(server)
