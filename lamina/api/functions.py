@@ -178,6 +178,7 @@ class FunctionsAPI:
     async def update_code(self, req: Request) -> Response:
         ref = parse_function_ref(req.params["name"], allow_qualifier=False)
         body = req.json()
+        self.registry.record(req.region, ref)  # a missing function is a 404 whatever the zip
         zip_bytes = _zip_bytes(
             {k: v for k, v in body.items() if k in ("ZipFile", "S3Bucket", "ImageUri")}
         )

@@ -82,6 +82,9 @@ def test_resource_not_found(lambda_client: Any) -> None:
         lambda: lambda_client.update_function_code(
             FunctionName="no-such-function", ZipFile=function_zip("echo")
         ),
+        lambda: lambda_client.update_function_code(
+            FunctionName="no-such-function", ZipFile=b"not a zip"
+        ),
         lambda: lambda_client.delete_function(FunctionName="no-such-function"),
         lambda: lambda_client.invoke(FunctionName="no-such-function"),
     ):
