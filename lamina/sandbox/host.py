@@ -50,12 +50,14 @@ class HostProbe:
         g["process isolation"] = (
             "enforced (own PID, IPC and UTS namespaces)" if ns else "not enforced (no namespaces)"
         )
-        if ns and self.root and (bw or self.setpriv):
+        if bw and self.root:
             g["unprivileged user"] = (
                 f"enforced (uid/gid {cgroups_uid()}, no capabilities, no_new_privs)"
             )
-        elif ns and not self.root:
+        elif bw:
             g["unprivileged user"] = "enforced (Lamina's own uid, no capabilities)"
+        elif ns and self.root:
+            g["unprivileged user"] = "not enforced (runs as root: needs bubblewrap)"
         else:
             g["unprivileged user"] = "not enforced (runs as Lamina's user)"
         if bw and self.seccomp_problem is None:
@@ -119,6 +121,14 @@ def _works(argv: list[str]) -> str:
     return ""
 
 
+def probe_unshare(p: HostProbe) -> str:
+    """'' when util-linux unshare can make the namespaces, else why not."""
+    if not p.unshare:
+        return "util-linux unshare is missing"
+    extra = [] if p.root else ["--map-root-user"]
+    return _works([p.unshare, *extra, "--fork", "--pid", "--mount-proc", "--", "true"])
+
+
 @cache
 def probe() -> HostProbe:
     """Probe the host (cached: the answer does not change while Lamina runs)."""
@@ -145,8 +155,7 @@ def probe() -> HostProbe:
     else:
         problems.append("bubblewrap is not installed")
     if p.launcher == "none" and p.unshare:
-        extra = [] if p.root else ["--map-root-user"]
-        why = _works([p.unshare, *extra, "--fork", "--pid", "--mount-proc", "--", "true"])
+        why = probe_unshare(p)
         if not why:
             p.launcher = "unshare"
         else:

@@ -17,6 +17,7 @@ the uid) but no filesystem view and no seccomp filter; `guarantees()` says exact
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -291,10 +292,17 @@ class LinuxSandbox:
         hidden: Sequence[Path] = (),
         uid: int = SANDBOX_UID,
         gid: int = SANDBOX_UID,
+        launcher: str | None = None,
     ) -> None:
-        from lamina.sandbox.host import probe
+        from lamina.sandbox.host import probe, probe_unshare
 
         self.host = probe()
+        if launcher == "unshare" and self.host.launcher != "unshare":
+            self.host = dataclasses.replace(
+                self.host, launcher="unshare", launcher_problem="bubblewrap not used"
+            )
+            if why := probe_unshare(self.host):
+                raise RuntimeError(f"util-linux unshare does not work here: {why}")
         self.state_dir = state_dir
         self.hidden = [Path(os.path.realpath(p)) for p in hidden]
         self.uid = uid if self.host.root else os.geteuid()
@@ -463,8 +471,8 @@ class LinuxSandbox:
         if spec.network == "isolated":
             raise OSError("isolated network needs bubblewrap on this host")
         args.append("--")
-        if host.root and host.setpriv:
-            args += _setpriv(host.setpriv, self.uid, self.gid)
+        # No uid drop here: without a private view, the code and runtime stay at host paths that
+        # another uid often cannot traverse (a 0700 data dir); the guarantees say so.
         return [*args, *spec.argv], dict(spec.env), str(spec.cwd), []
 
     def _runtime_paths(self, argv: Sequence[str], spec: SandboxSpec, task_root: str) -> list[str]:
