@@ -597,3 +597,21 @@ def test_no_member_value_makes_the_server_fault(
                     raw(endpoint, "DELETE", f"/2015-03-31/functions/{name}-odd")
     raw(endpoint, "DELETE", f"/2017-10-31/functions/{name}/concurrency")
     assert not faults
+
+
+def test_cut_off_request_leaves_the_server_serving(endpoint: str, lambda_client: Any) -> None:
+    """A client that promises a body and hangs up half-way does not disturb the server."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    for _ in range(3):
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+            sock.sendall(
+                b"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                b'{"FunctionName": "cut'
+            )
+    status, _, _ = raw(endpoint, "GET", "/2015-03-31/functions")
+    assert status == 200
+    assert "Functions" in lambda_client.list_functions()
