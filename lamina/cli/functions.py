@@ -170,7 +170,21 @@ def invoke(
     body = resp["Payload"].read().decode(errors="replace")
     click.echo(body)
     if resp.get("FunctionError"):
-        raise click.ClickException(f"the function failed ({resp['FunctionError']})")
+        raise click.ClickException(f"{name} failed: {_describe_error(body)}")
+
+
+def _describe_error(body: str) -> str:
+    """`Type: message` from a function error document (the first line of the message)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return body.strip().splitlines()[0] if body.strip() else "unhandled error"
+    message = str(doc.get("errorMessage") or "").strip()
+    first = message.splitlines()[0] if message else ""
+    error_type = doc.get("errorType") or "Unhandled"
+    return f"{error_type}: {first}" if first else str(error_type)
 
 
 @click.command()
