@@ -1,0 +1,149 @@
+"""The `lamina` command against a running server, as a user types it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import make_zip
+
+LAMINA = [sys.executable, "-m", "lamina"]
+
+APP_V1 = "def handler(event, context):\n    print('v1 got', event)\n    return {'v': 1, 'event': event}\n"
+APP_V2 = "def handler(event, context):\n    return {'v': 2, 'event': event}\n"
+FAILING = "def handler(event, context):\n    raise ValueError('it broke')\n"
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def lamina_cli(endpoint: str) -> Run:
+    def run(*args: str, check: bool = True, env_endpoint: str | None = None) -> Any:
+        env = {**os.environ, "LAMINA_ENDPOINT": env_endpoint or endpoint}
+        proc = subprocess.run(
+            [*LAMINA, *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"lamina {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return run
+
+
+@pytest.fixture
+def fname(lambda_client: Any) -> Any:
+    name = f"cli-{uuid.uuid4().hex[:10]}"
+    yield name
+    with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.delete_function(FunctionName=name)
+
+
+def test_deploy_list_invoke_delete(lamina_cli: Run, fname: str, tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "app.py").write_text(APP_V1)
+    out = lamina_cli("deploy", fname, str(folder), "--memory", "256", "--env", "GREETING=hi").stdout
+    assert out.startswith("created arn:aws:lambda:us-east-1:000000000000:function:" + fname)
+
+    listing = lamina_cli("functions", "list").stdout
+    assert any(line.split()[0] == fname and "256 MB" in line for line in listing.splitlines())
+
+    out = lamina_cli("invoke", fname, "--payload", '{"x": 1}').stdout
+    assert json.loads(out) == {"v": 1, "event": {"x": 1}}
+    payload_file = tmp_path / "event.json"
+    payload_file.write_text('{"from": "file"}')
+    out = lamina_cli("invoke", fname, "--payload", f"@{payload_file}").stdout
+    assert json.loads(out)["event"] == {"from": "file"}
+
+    # Update from a zip: the new code runs on the next call.
+    package = tmp_path / "v2.zip"
+    package.write_bytes(make_zip({"app.py": APP_V2}))
+    out = lamina_cli("deploy", fname, str(package)).stdout
+    assert out.startswith("updated ")
+    assert json.loads(lamina_cli("invoke", fname).stdout) == {"v": 2, "event": {}}
+
+    assert lamina_cli("delete", fname).stdout.strip() == f"deleted {fname}"
+    gone = lamina_cli("invoke", fname, check=False)
+    assert gone.returncode != 0
+    assert gone.stderr.strip().count("\n") == 0
+    assert "ResourceNotFoundException" in gone.stderr
+
+
+def test_deploy_zip_creates(lamina_cli: Run, fname: str, tmp_path: Path) -> None:
+    package = tmp_path / "fn.zip"
+    package.write_bytes(make_zip({"main.py": APP_V2}))
+    out = lamina_cli("deploy", fname, str(package), "--handler", "main.handler").stdout
+    assert out.startswith("created ")
+    assert json.loads(lamina_cli("invoke", fname, "--payload", "[1]").stdout)["event"] == [1]
+
+
+def test_failing_function(lamina_cli: Run, fname: str, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FAILING)
+    lamina_cli("deploy", fname, str(tmp_path))
+    proc = lamina_cli("invoke", fname, check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "ValueError: it broke" in lines[0]
+    assert json.loads(proc.stdout)["errorType"] == "ValueError"
+    bad = lamina_cli("invoke", fname, "--payload", "{not json", check=False)
+    assert bad.returncode != 0 and "not JSON" in bad.stderr
+
+
+def test_logs_and_follow(lamina_cli: Run, fname: str, tmp_path: Path, endpoint: str) -> None:
+    (tmp_path / "app.py").write_text(APP_V1)
+    lamina_cli("deploy", fname, str(tmp_path))
+    lamina_cli("invoke", fname, "--payload", '{"first": 1}')
+    out = lamina_cli("logs", fname).stdout
+    assert "START RequestId:" in out and "END RequestId:" in out and "REPORT RequestId:" in out
+    assert "v1 got {'first': 1}" in out
+
+    follower = subprocess.Popen(
+        [*LAMINA, "logs", fname, "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LAMINA_ENDPOINT": endpoint},
+    )
+    seen: list[str] = []
+    reader = threading.Thread(
+        target=lambda: seen.extend(iter(follower.stdout.readline, "")),  # type: ignore[union-attr]
+        daemon=True,
+    )
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any("first" in line for line in seen) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lamina_cli("invoke", fname, "--payload", '{"second": 2}')
+        while not any("second" in line for line in seen) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("v1 got {'second': 2}" in line for line in seen), seen
+    finally:
+        follower.terminate()
+        follower.wait(10)
+    text = "".join(seen)
+    assert text.count("REPORT RequestId:") >= 2
+
+
+def test_unreachable_endpoint(lamina_cli: Run) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = lamina_cli("functions", "list", check=False, env_endpoint=f"http://127.0.0.1:{port}")
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "cannot reach Lamina" in lines[0]
