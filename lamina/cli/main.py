@@ -99,6 +99,14 @@ def cli() -> None:
     envvar="LAMINA_LOG_LEVEL",
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
+@click.option(
+    "--sandbox",
+    default="auto",
+    show_default=True,
+    envvar="LAMINA_SANDBOX",
+    type=click.Choice(["auto", "linux", "unshare", "process"]),
+    help="How environments are isolated (see `lamina doctor`).",
+)
 def server(
     host: str,
     port: int,
@@ -111,6 +119,7 @@ def server(
     async_retry_base: float,
     async_concurrency: int,
     log_level: str,
+    sandbox: str,
 ) -> None:
     """Run the Lamina server (API, database, environments) in this process."""
     from lamina.server import serve  # the server's imports are not needed by other commands
@@ -134,6 +143,7 @@ def server(
                 async_retry_base_s=async_retry_base,
                 async_concurrency=async_concurrency,
                 log_level=log_level,
+                sandbox=sandbox,
             )
         )
 
