@@ -65,6 +65,16 @@ THROTTLE_WAIT_S = 1.0  # how long a throttled event waits in memory for capacity
 IDLE_POLL_S = 1.0
 
 
+def retry_delay_s(base_s: float, function_errors: int) -> float:
+    """The wait before the next attempt after the n-th function error (Lambda: 60 s, 120 s)."""
+    return base_s * function_errors
+
+
+def throttle_delay_s(throttles: int, jitter: float = 1.0) -> float:
+    """The wait after the n-th throttle: 1 s doubling up to 5 min, times a jitter near 1."""
+    return float(min(THROTTLE_BASE_S * 2.0 ** (throttles - 1), THROTTLE_MAX_S) * jitter)
+
+
 class AsyncWorker:
     def __init__(
         self,
@@ -240,7 +250,7 @@ class AsyncWorker:
         if errors > retries:
             await self._fail(event, cfg, settings, RETRIES_EXHAUSTED, count, failure)
             return
-        delay_s = self.retry_base_s * errors
+        delay_s = retry_delay_s(self.retry_base_s, errors)
         if now_ms() + 1000 * delay_s >= deadline_ms:
             await self._fail(event, cfg, settings, EVENT_AGE_EXCEEDED, count, failure)
             return
@@ -277,8 +287,7 @@ class AsyncWorker:
 
     async def _back_off(self, event: AsyncEvent, deadline_ms: int | None) -> None:
         throttles = event.throttles + 1
-        delay_s = min(THROTTLE_BASE_S * 2 ** (throttles - 1), THROTTLE_MAX_S)
-        delay_s *= random.uniform(0.75, 1.25)
+        delay_s = throttle_delay_s(throttles, random.uniform(0.75, 1.25))
         if deadline_ms is not None:
             delay_s = max(0.0, min(delay_s, (deadline_ms - now_ms()) / 1000))
         await self.queue.reschedule(
