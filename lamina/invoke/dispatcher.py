@@ -23,7 +23,11 @@ from lamina.control.code_store import CodeStore
 from lamina.control.model import FunctionConfig
 from lamina.control.names import FunctionRef
 from lamina.control.registry import Registry
-from lamina.errors import InvalidParameterValueException, ResourceConflictException
+from lamina.errors import (
+    InvalidParameterValueException,
+    ResourceConflictException,
+    TooManyRequestsException,
+)
 from lamina.invoke.admission import Admission
 from lamina.observe.logs import LogStore
 from lamina.runtime.pool import Pool
@@ -141,12 +145,12 @@ class Dispatcher:
                 try:
                     await self.invoke(cfg, payload, invoked_arn=invoked_arn, request_id=request_id)
                     return
-                except Exception as exc:
-                    if type(exc).__name__ != "TooManyRequestsException":
-                        log.warning("event invocation %s failed: %s", request_id, exc)
-                        return
+                except TooManyRequestsException:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
+                except Exception as exc:
+                    log.warning("event invocation %s failed: %s", request_id, exc)
+                    return
 
         task = asyncio.get_running_loop().create_task(run())
         self._background.add(task)

@@ -120,12 +120,17 @@ class Environment:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._started_at = time.perf_counter()
+        spec = self.spec
+        try:
+            how = launch(spec)
+        except RuntimeError as exc:  # e.g. the runtime's interpreter is gone from this host
+            self._fail_start(f"Runtime failed to start: {exc}", "Runtime.InvalidRuntime")
+            return
         port = await self._api.start()
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         self._out_fd = read_fd
-        spec = self.spec
-        how = launch(spec)
         self._started_at = time.perf_counter()
         try:
             self._proc = self.sandbox.spawn(

@@ -51,7 +51,11 @@ class Pool:
             env.on_dead = self._forget
             self._all.add(env)
             self.cold_starts += 1
-            await env.start()
+            try:
+                await env.start()
+            except BaseException:
+                self._drop(env)
+                raise
         else:
             self.warm_starts += 1
         try:
