@@ -625,7 +625,7 @@ class Plan:
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 300, 100, 150, 5, 3, 1.0, 1, 16, 1.5, 100)
+            return cls(True, 300, 100, 150, 5, 3, 1.0, 1, 16, 1.5, 25)
         return cls(False, 2000, 300, 250, 30, 12, 2.5, 2, 16, 2.0, 100)
 
 
@@ -1354,7 +1354,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     signal.signal(signal.SIGALRM, on_signal)
-    signal.alarm(int(args.time_limit or (90 if args.quick else 420)))
+    signal.alarm(int(args.time_limit or (150 if args.quick else 600)))
 
     work = Path(tempfile.mkdtemp(prefix="lamina-bench-"))
     started = time.monotonic()
