@@ -239,7 +239,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, float]:
         await put_concurrency(host, port, "bench-burst", None)
         seen = wait_delivered(burst_ledger, ids, 300)
         results["delivered"] = len(seen)
-        results["delivered_per_s"] = len(seen) / (max(s for _, s in seen.values()) - t0)
+        # The few events leased while the function was held sit out a throttle backoff (up to
+        # seconds): time the drain to the start of all but the last 2 x concurrency events.
+        starts = sorted(s for _, s in seen.values())
+        k = max(1, len(starts) - 2 * args.concurrency)
+        results["delivered_per_s"] = k / (starts[k - 1] - t0)
         # 3. Both at once: a burst of new events while they are being delivered.
         mixed = [f"m{i:06d}" for i in range(args.events)]
         t0 = time.time()

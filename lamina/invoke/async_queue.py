@@ -339,30 +339,27 @@ class SqlAsyncQueue:
         def op(conn: Connection) -> tuple[list[AsyncEvent], int | None]:
             now = now_ms()
             t = async_events.c
-            ids = list(
-                conn.execute(
-                    sa.select(t.id)
-                    .where(t.not_before_ms <= now)
-                    .order_by(t.not_before_ms, t.id)
-                    .limit(limit)
-                ).scalars()
+            due = (
+                sa.select(t.id)
+                .where(t.not_before_ms <= now)
+                .order_by(t.not_before_ms, t.id)
+                .limit(limit)
+                .scalar_subquery()
             )
-            if not ids:
-                nxt = conn.execute(sa.select(sa.func.min(t.not_before_ms))).scalar_one_or_none()
-                return [], (int(nxt) if nxt is not None else None)
-            conn.execute(
+            rows = conn.execute(
                 async_events.update()
-                .where(t.id.in_(ids))
+                .where(t.id.in_(due))
                 .values(
                     state="leased",
                     lease_token=t.lease_token + 1,
                     not_before_ms=now + t.lease_ms,
                 )
-            )
-            rows = conn.execute(
-                sa.select(async_events).where(t.id.in_(ids)).order_by(t.not_before_ms, t.id)
+                .returning(*async_events.c)
             ).all()
-            return [_row_event(r) for r in rows], None
+            if not rows:
+                nxt = conn.execute(sa.select(sa.func.min(t.not_before_ms))).scalar_one_or_none()
+                return [], (int(nxt) if nxt is not None else None)
+            return sorted((_row_event(r) for r in rows), key=lambda e: e.id), None
 
         return await self._commit.run(op)
 
