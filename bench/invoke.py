@@ -1308,14 +1308,45 @@ def print_table(res: Results) -> None:
 # -- entry point ---------------------------------------------------------------------------------
 
 
+def _unmount_below(path: Path) -> int:
+    """Lazily unmount whatever is still mounted under `path` (a sandbox's scratch disks, when a
+    server died before cleaning up); deepest first. Returns how many mounts were found."""
+    prefix = str(path) + "/"
+    try:
+        with open("/proc/self/mounts") as f:
+            targets = [line.split()[1].replace("\\040", " ") for line in f]
+    except OSError:
+        return 0
+    mine = sorted((t for t in targets if t.startswith(prefix)), key=len, reverse=True)
+    if mine:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for target in mine:
+            if libc.umount2(os.fsencode(target), 2) != 0:  # MNT_DETACH
+                subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+    return len(mine)
+
+
 def _rmtree(path: Path) -> None:
+    """Remove the work dir even if a server left mounts or read-only trees in it."""
+
     def fix(func: Callable[..., Any], p: str, _exc: Any) -> None:
         with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(p), 0o755)
             os.chmod(p, 0o755)
             func(p)
 
-    shutil.rmtree(path, onerror=fix)
+    deadline = time.monotonic() + 10
+    while True:
+        left = _unmount_below(path)
+        shutil.rmtree(path, onerror=fix)
+        if not path.exists():
+            return
+        if time.monotonic() > deadline:
+            print(f"warning: could not remove {path}", file=sys.stderr)
+            return
+        if left:
+            print(f"  (unmounted {left} leftover mounts under {path})", file=sys.stderr)
+        time.sleep(0.5)
 
 
 def main(argv: list[str] | None = None) -> int:
