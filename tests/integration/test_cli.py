@@ -21,7 +21,15 @@ from tests.integration.conftest import make_zip
 
 LAMINA = [sys.executable, "-m", "lamina"]
 
-APP_V1 = "def handler(event, context):\n    print('v1 got', event)\n    return {'v': 1, 'event': event}\n"
+APP_V1 = (
+    "import socket, time\n"
+    "def handler(event, context):\n"
+    "    print('v1 got', event)\n"
+    "    if isinstance(event, dict) and 'notify' in event:\n"
+    "        socket.create_connection(('127.0.0.1', event['notify']), timeout=10).close()\n"
+    "    time.sleep(event.get('sleep', 0) if isinstance(event, dict) else 0)\n"
+    "    return {'v': 1, 'event': event}\n"
+)
 APP_V2 = "def handler(event, context):\n    return {'v': 2, 'event': event}\n"
 FAILING = "def handler(event, context):\n    raise ValueError('it broke')\n"
 
@@ -104,7 +112,7 @@ def test_failing_function(lamina_cli: Run, fname: str, tmp_path: Path) -> None:
 
 def test_logs_and_follow(lamina_cli: Run, fname: str, tmp_path: Path, endpoint: str) -> None:
     (tmp_path / "app.py").write_text(APP_V1)
-    lamina_cli("deploy", fname, str(tmp_path))
+    lamina_cli("deploy", fname, str(tmp_path), "--timeout", "20")
     lamina_cli("invoke", fname, "--payload", '{"first": 1}')
     out = lamina_cli("logs", fname).stdout
     assert "START RequestId:" in out and "END RequestId:" in out and "REPORT RequestId:" in out
@@ -127,15 +135,26 @@ def test_logs_and_follow(lamina_cli: Run, fname: str, tmp_path: Path, endpoint: 
         deadline = time.monotonic() + 30
         while not any("first" in line for line in seen) and time.monotonic() < deadline:
             time.sleep(0.05)
+        # A slow call that prints early and ends after a quick one: its early line is stored
+        # last but stamped first, and must still be shown.
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(60)
+        slow_event = json.dumps({"slow": 1, "sleep": 4, "notify": listener.getsockname()[1]})
+        slow = threading.Thread(target=lamina_cli, args=("invoke", fname, "--payload", slow_event))
+        slow.start()
+        with listener:
+            listener.accept()[0].close()  # the slow call has printed its line
         lamina_cli("invoke", fname, "--payload", '{"second": 2}')
-        while not any("second" in line for line in seen) and time.monotonic() < deadline:
+        slow.join(60)
+        while not any("slow" in line for line in seen) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert any("v1 got {'second': 2}" in line for line in seen), seen
+        assert any("v1 got {'slow': 1, 'sleep': 4" in line for line in seen), seen
     finally:
         follower.terminate()
         follower.wait(10)
     text = "".join(seen)
-    assert text.count("REPORT RequestId:") >= 2
+    assert text.count("REPORT RequestId:") >= 3
 
 
 def test_unreachable_endpoint(lamina_cli: Run) -> None:
