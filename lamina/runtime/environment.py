@@ -288,6 +288,9 @@ class Environment:
         if outcome.max_memory_mb == 0:
             outcome.max_memory_mb = self._peak_memory()
         self._drain_output()
+        if self._partial:  # output without a final newline belongs to this invocation too
+            self._lines.append((_now_ms(), self._partial.decode("utf-8", "replace")))
+            self._partial = b""
         outcome.log_stream = self.log_stream
         outcome.log_lines, self._lines = self._lines, []
         if self.state == "busy":

@@ -98,6 +98,19 @@ def test_log_tail_cold_then_warm(lambda_client: Any, create_function: CreateFunc
     assert "LogResult" not in resp
 
 
+def test_output_without_newline_stays_with_its_invocation(
+    lambda_client: Any, create_function: CreateFunction
+) -> None:
+    name = create_function("chatty")["FunctionName"]
+    resp, _ = invoke_json(lambda_client, name, {"partial": "no newline here"}, LogType="Tail")
+    lines = tail_lines(resp)
+    assert lines[1] == "no newline here" and lines[2].startswith("END RequestId:")
+    resp, _ = invoke_json(lambda_client, name, {"lines": ["next"]}, LogType="Tail")
+    lines = tail_lines(resp)
+    assert lines[0].startswith("START RequestId:") and lines[1] == "next"
+    assert "no newline here" not in "\n".join(lines)
+
+
 def test_log_tail_is_the_last_4_kb(lambda_client: Any, create_function: CreateFunction) -> None:
     name = create_function("chatty")["FunctionName"]
     lines = [f"line {i:04d} " + "x" * 90 for i in range(100)]
