@@ -422,7 +422,7 @@ class LinuxSandbox:
                 str(RELAY_PORT),
                 "--",
             ]
-        for path in self._runtime_paths([*relay_argv, *argv], spec, task_root):
+        for path in self._runtime_paths([*relay_argv, *spec.argv], spec, task_root):
             if any(path == b or path.startswith(b + "/") for b in bound):
                 continue
             bound.append(path)
@@ -481,6 +481,8 @@ class LinuxSandbox:
         if argv:
             exe = argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0]) or argv[0]
             for candidate in (exe, os.path.realpath(exe)):
+                if candidate.startswith(task_root + "/"):
+                    continue  # the code itself (a custom runtime's bootstrap): mapped already
                 prefix = os.path.dirname(os.path.dirname(candidate))
                 if prefix not in ("", "/"):
                     wanted.append(prefix)
@@ -490,8 +492,8 @@ class LinuxSandbox:
         out = []
         for raw in wanted:
             path = os.path.realpath(raw) if not os.path.islink(raw) else raw
-            if path.startswith(("/usr/", TASK_ROOT)) or path == "/usr":
-                continue
+            if path.startswith("/usr/") or len(Path(path).parts) < 3:
+                continue  # the system view has it / never a whole top-level directory
             if path == task_root or path.startswith(task_root + "/"):
                 continue
             real = Path(os.path.realpath(path))
