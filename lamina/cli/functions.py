@@ -151,7 +151,12 @@ def invoke(
     """Invoke function NAME and print its result."""
     import base64
 
-    data = Path(payload[1:]).read_bytes() if payload.startswith("@") else payload.encode()
+    try:
+        data = Path(payload[1:]).read_bytes() if payload.startswith("@") else payload.encode()
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot read {payload[1:]}: {exc.strerror}", param_hint="--payload"
+        ) from exc
     try:
         json.loads(data)
     except ValueError as exc:

@@ -108,6 +108,9 @@ def test_failing_function(lamina_cli: Run, fname: str, tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["errorType"] == "ValueError"
     bad = lamina_cli("invoke", fname, "--payload", "{not json", check=False)
     assert bad.returncode != 0 and "not JSON" in bad.stderr
+    missing = lamina_cli("invoke", fname, "--payload", f"@{tmp_path}/nope.json", check=False)
+    assert missing.returncode != 0 and "cannot read" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_logs_and_follow(lamina_cli: Run, fname: str, tmp_path: Path, endpoint: str) -> None:
