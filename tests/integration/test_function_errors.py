@@ -121,7 +121,7 @@ def test_runtime_exits(
     lambda_client: Any, create_function: CreateFunction, how: str, reason: str
 ) -> None:
     name = create_function("failing")["FunctionName"]
-    invoke_json(lambda_client, name, {})
+    _, before = invoke_json(lambda_client, name, {})
     resp, body = invoke_json(lambda_client, name, {"how": how}, LogType="Tail")
     rid = resp["ResponseMetadata"]["RequestId"]
     assert resp["StatusCode"] == 200 and resp["FunctionError"] == "Unhandled"
@@ -133,10 +133,11 @@ def test_runtime_exits(
     assert f"failing: {how}" in log
     assert f"RequestId: {rid} Error: {reason}" in log
     # The next call gets a fresh environment.
-    resp, _ = invoke_json(lambda_client, name, {}, LogType="Tail")
+    resp, after = invoke_json(lambda_client, name, {}, LogType="Tail")
     assert "FunctionError" not in resp
-    # (a fresh environment: a cold start; pids repeat across environments in PID namespaces)
+    # A fresh environment: a cold start, a new log stream (pids repeat in PID namespaces).
     assert "Init Duration" in log_of(resp)
+    assert after["stream"] != before["stream"]
 
 
 def test_response_too_large(lambda_client: Any, create_function: CreateFunction) -> None:

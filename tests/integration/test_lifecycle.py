@@ -134,7 +134,7 @@ def test_timeout(lambda_client: Any, create_function: CreateFunction) -> None:
         "errorType": "Sandbox.Timedout",
         "errorMessage": f"RequestId: {rid} Error: Task timed out after 1.00 seconds",
     }
-    assert elapsed < 4.5
+    assert elapsed < 4.8  # not the handler's 5 s
     log = log_of(resp)
     assert f"{rid} Task timed out after 1.00 seconds" in log
     assert "Status: timeout" in log.splitlines()[-1]

@@ -18,4 +18,4 @@ def handler(event, context):
         os.kill(os.getpid(), signal.SIGKILL)
     if how == "big":
         return "x" * (6 * 1024 * 1024 + 200)
-    return {"pid": os.getpid()}
+    return {"pid": os.getpid(), "stream": context.log_stream_name}
