@@ -29,7 +29,12 @@ def test_handler_exception(lambda_client: Any, create_function: CreateFunction) 
     assert body["requestId"] == rid
     assert any("failing.py" in frame and "in handler" in frame for frame in body["stackTrace"])
     log = log_of(resp)
-    assert "[ERROR] ValueError: something broke" in log
+    # The error record is one log event: its lines are joined with carriage returns.
+    record = next(line for line in log.split("\n") if line.startswith("[ERROR]"))
+    parts = record.split("\r")
+    assert parts[0] == "[ERROR] ValueError: something broke"
+    assert parts[1] == "Traceback (most recent call last):"
+    assert any("failing.py" in p for p in parts[2:]) and any("raise ValueError" in p for p in parts)
     assert f"END RequestId: {rid}" in log
     # The environment survives a handled exception: the next call is warm and succeeds.
     resp, body = invoke_json(lambda_client, name, {}, LogType="Tail")

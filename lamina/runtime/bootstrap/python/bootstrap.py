@@ -262,11 +262,14 @@ def _error_from_exception(exc, request_id):
 
 
 def _log_error(error):
+    """One log event, as awslambdaric writes it: the record's lines joined with carriage returns."""
     lines = [f"[ERROR] {error['errorType']}: {error['errorMessage']}"]
-    if error.get("stackTrace"):
+    if error.get("stackTrace") is not None:
         lines.append("Traceback (most recent call last):")
-        lines.extend(s.rstrip("\n") for s in error["stackTrace"])
-    sys.stdout.write("\r".join(lines) + "\n")
+        for frame in error["stackTrace"]:
+            lines.extend(frame.splitlines() or [""])
+    text = "\r".join(lines).replace("\n", "\r")  # a multi-line message stays one event
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
