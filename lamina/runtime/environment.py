@@ -391,6 +391,7 @@ class Environment:
             return
         # The leader is a zombie until polled, so its group id cannot be reused yet: kill
         # whatever the runtime left behind in its group, then reap it.
+        exit_fd = proc.exit_fd()  # before poll(): a sandbox may close it once reaped
         proc.kill()
         code = proc.poll()
         if code is None:
@@ -401,7 +402,7 @@ class Environment:
         self._peak_mb = max(self._peak_mb, proc.peak_memory_mb())  # the cgroup's, kept after exit
         self._exit_code = code
         with contextlib.suppress(ValueError, OSError):
-            self._loop.remove_reader(proc.exit_fd())
+            self._loop.remove_reader(exit_fd)
         self._exited.set_result(None)
         if self.state == "dead":  # stopped by Lamina: nothing to report
             return
