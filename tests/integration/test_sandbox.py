@@ -7,6 +7,7 @@ as not enforced (the server prints them at start-up; `lamina doctor` prints the 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import socket
 import time
@@ -210,3 +211,31 @@ def test_fork_bomb_is_contained_and_the_server_keeps_serving(
     resp, ident = invoke_json(lambda_client, healthy, {"action": "identity"})
     assert "FunctionError" not in resp and "uid" in ident
     assert lambda_client.list_functions()["Functions"]
+
+
+def test_memory_limit_and_cpu_share_follow_memory_size(
+    lamina: LaminaProcess, lambda_client: Any, create_function: CreateFunction
+) -> None:
+    """The values written to the environments' cgroups (no timing: the host is shared)."""
+    need(lamina, "memory limit", "cpu share")
+    small = probe(create_function, MemorySize=128)
+    large = probe(create_function, MemorySize=1769)
+    for name in (small, large):
+        invoke_json(lambda_client, name, {"action": "identity"})  # warm: its groups exist
+    assert lamina.proc is not None
+    server = f"lamina-{lamina.proc.pid}"
+    limits: set[int] = set()
+    shares: set[int] = set()
+    for base in Path("/sys/fs/cgroup").rglob(server):
+        for env in base.glob("env-*"):
+            for file, into in (
+                ("memory.limit_in_bytes", limits),
+                ("memory.max", limits),
+                ("cpu.shares", shares),
+                ("cpu.weight", shares),
+            ):
+                with contextlib.suppress(OSError, ValueError):
+                    into.add(int((env / file).read_text()))
+    mb = 1024 * 1024
+    assert {128 * mb, 1769 * mb} <= limits
+    assert {74, 1024} <= shares or {7, 100} <= shares, shares
