@@ -166,6 +166,58 @@ def test_python_script_bootstrap(lambda_client: Any, create_function: CreateFunc
     assert "custom runtime starting for broken" in log_of(resp)
 
 
+BOOTSTRAP_EXPECT = '''#!/usr/bin/env python3
+"""Posts its response the way curl posts a large body: `Expect: 100-continue` first."""
+import json
+import os
+import socket
+
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
+sock = socket.create_connection((host, int(port)))
+reader = sock.makefile("rb")
+
+
+def read_response():
+    status = reader.readline()
+    headers = {}
+    while (line := reader.readline()) not in (b"\\r\\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = reader.read(int(headers.get("content-length", "0")))
+    return status, headers, body
+
+
+while True:
+    sock.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+    _, headers, body = read_response()
+    rid = headers["lambda-runtime-aws-request-id"]
+    payload = json.dumps({"size": len(body), "pad": "x" * 2_000_000}).encode()
+    sock.sendall(
+        f"POST /2018-06-01/runtime/invocation/{rid}/response HTTP/1.1\\r\\nHost: x\\r\\n"
+        f"Content-Length: {len(payload)}\\r\\nExpect: 100-continue\\r\\n\\r\\n".encode()
+    )
+    sock.settimeout(5)
+    interim = reader.readline()
+    reader.readline()
+    sock.settimeout(None)
+    assert interim.startswith(b"HTTP/1.1 100"), interim
+    sock.sendall(payload)
+    status, _, _ = read_response()
+    assert b" 202 " in status, status
+'''
+
+
+def test_expect_100_continue(lambda_client: Any, create_function: CreateFunction) -> None:
+    code = make_zip({"bootstrap": BOOTSTRAP_EXPECT}, executable=("bootstrap",))
+    name = create_function(zip_bytes=code, handler="x", runtime="provided.al2023", MemorySize=256)[
+        "FunctionName"
+    ]
+    for _ in range(2):
+        resp, body = invoke_json(lambda_client, name, {"a": 1})
+        assert "FunctionError" not in resp, body
+        assert body["size"] == len(b'{"a": 1}') and len(body["pad"]) == 2_000_000
+
+
 def test_missing_bootstrap(lambda_client: Any, create_function: CreateFunction) -> None:
     code = make_zip({"app.py": "print('no bootstrap here')\n"})
     name = create_function(zip_bytes=code, handler="app.handler", runtime="provided.al2023")[
