@@ -17,6 +17,7 @@ lease lapses (or is recovered at start) and the event runs again: at least once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -41,12 +42,12 @@ from lamina.invoke.async_queue import (
 )
 from lamina.invoke.destinations import (
     EVENT_AGE_EXCEEDED,
-    LEASE_MARGIN_S,
     RETRIES_EXHAUSTED,
     SUCCESS,
     Destinations,
     error_message,
     invocation_record,
+    lease_for,
 )
 from lamina.invoke.dispatcher import Dispatcher, InvokeResult
 from lamina.invoke.event_config import (
@@ -95,8 +96,15 @@ class AsyncWorker:
         self.concurrency = max(1, concurrency)
         self.retry_base_s = retry_base_s
         self._lease_min = max(1, self.concurrency // 4)
+        # Events leased ahead (up to `concurrency` of them) so that a freed slot starts the next
+        # one without a database round trip; tasks of events being handled; and the tasks that
+        # hold a slot (an event holds one while the function runs, not while its outcome commits).
+        self._ready: collections.deque[AsyncEvent] = collections.deque()
         self._inflight: dict[asyncio.Task[None], AsyncEvent] = {}
+        self._holding: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._maybe_due = True  # events may be due: lease before waiting
+        self._next_poll = 0.0  # monotonic time of the next lease when nothing signals arrivals
         self._released = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
@@ -114,7 +122,7 @@ class AsyncWorker:
                 function_name=cfg.name,
                 qualifier=qualifier,
                 payload=payload,
-                lease_s=cfg.timeout_s + LEASE_MARGIN_S,
+                lease_s=lease_for(cfg.timeout_s),
             )
         )
 
@@ -124,7 +132,7 @@ class AsyncWorker:
         recovered = await self.queue.recover(every_lease=True)
         if recovered:
             log.info("recovered %d asynchronous events leased before a restart", recovered)
-        self.queue.on_enqueue = self.wake
+        self.queue.on_enqueue = self._arrived
         self._loop = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -134,7 +142,8 @@ class AsyncWorker:
         if self._loop is not None:
             await self._loop
         tasks = list(self._inflight)
-        events = list(self._inflight.values())
+        events = [*self._inflight.values(), *self._ready]
+        self._ready.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -144,32 +153,54 @@ class AsyncWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    def _due_in(self, delay_s: float) -> None:
+        """An event given back is due after `delay_s`: poll no later than that."""
+        self._next_poll = min(self._next_poll, time.monotonic() + delay_s)
+
+    def _arrived(self) -> None:
+        self._maybe_due = True
+        self._wake.set()
+
     def in_flight(self) -> int:
         return len(self._inflight)
 
     async def _run(self) -> None:
         while not self._stopping:
-            free = self.concurrency - len(self._inflight)
-            if free < self._lease_min and self._inflight:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
             self._wake.clear()
-            try:
-                events, next_due = await self.queue.lease(free)
-            except Exception:
-                log.exception("leasing asynchronous events failed")
-                await self._sleep(IDLE_POLL_S)
+            while self._ready and len(self._holding) < self.concurrency:
+                self._start(self._ready.popleft())
+            want = self.concurrency - len(self._ready)
+            now = time.monotonic()
+            if want >= self._lease_min and (self._maybe_due or now >= self._next_poll):
+                self._maybe_due = False
+                try:
+                    events, next_due = await self.queue.lease(want)
+                except Exception:
+                    log.exception("leasing asynchronous events failed")
+                    self._next_poll = now + IDLE_POLL_S
+                    continue
+                self._ready.extend(events)
+                if len(events) == want:
+                    self._maybe_due = True  # there may be more
+                else:
+                    wait_s = IDLE_POLL_S
+                    if next_due is not None:
+                        wait_s = min(wait_s, max(0.001, next_due / 1000 - time.time()))
+                    self._next_poll = now + wait_s
                 continue
-            for event in events:
-                task = asyncio.get_running_loop().create_task(self._handle(event))
-                self._inflight[task] = event
-                task.add_done_callback(self._done)
-            if len(events) < free:
-                timeout = IDLE_POLL_S
-                if next_due is not None:
-                    timeout = min(IDLE_POLL_S, max(0.001, next_due / 1000 - time.time()))
-                await self._sleep(timeout)
+            await self._sleep(max(0.001, self._next_poll - now))
+
+    def _start(self, event: AsyncEvent) -> None:
+        task = asyncio.get_running_loop().create_task(self._handle(event))
+        self._inflight[task] = event
+        self._holding.add(task)
+        task.add_done_callback(self._done)
+
+    def _free_slot(self) -> None:
+        task = asyncio.current_task()
+        if task in self._holding:
+            self._holding.discard(task)
+            self.wake()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -177,6 +208,7 @@ class AsyncWorker:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
+        self._holding.discard(task)
         self.wake()
 
     # -- one event -------------------------------------------------------------------------------
@@ -219,6 +251,7 @@ class AsyncWorker:
             return
         invoked_arn = cfg.arn if event.qualifier is None else f"{cfg.arn}:{event.qualifier}"
         result = await self._invoke(cfg, event, invoked_arn)
+        self._free_slot()
         if result is None:
             await self._back_off(event, deadline_ms)
             return
@@ -254,6 +287,7 @@ class AsyncWorker:
         if now_ms() + 1000 * delay_s >= deadline_ms:
             await self._fail(event, cfg, settings, EVENT_AGE_EXCEEDED, count, failure)
             return
+        self._due_in(delay_s)
         await self.queue.reschedule(
             event,
             delay_s=delay_s,
@@ -290,6 +324,7 @@ class AsyncWorker:
         delay_s = throttle_delay_s(throttles, random.uniform(0.75, 1.25))
         if deadline_ms is not None:
             delay_s = max(0.0, min(delay_s, (deadline_ms - now_ms()) / 1000))
+        self._due_in(delay_s)
         await self.queue.reschedule(
             event,
             delay_s=delay_s,

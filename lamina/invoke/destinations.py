@@ -33,6 +33,12 @@ ERROR_MESSAGE_MAX = 1024
 LEASE_MARGIN_S = 60.0
 
 
+def lease_for(timeout_s: float) -> float:
+    """How long an attempt may hold an event: it may wait for a slot about as long as a run
+    takes, then run for at most the timeout; plus a margin for the outcome to commit."""
+    return 2 * timeout_s + LEASE_MARGIN_S
+
+
 def timestamp_now() -> str:
     t = _dt.datetime.now(_dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
@@ -112,7 +118,7 @@ class Destinations:
                 function_name=cfg.name,
                 qualifier=ref.qualifier,
                 payload=body.encode(),
-                lease_s=cfg.timeout_s + LEASE_MARGIN_S,
+                lease_s=lease_for(cfg.timeout_s),
             )
         log.warning("Lamina cannot deliver to %s (%s); record dropped", arn, kind)
         return None
