@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -84,10 +85,45 @@ def host_python() -> tuple[str, tuple[str, ...]]:
 
 @cache
 def python_interpreter(runtime: str) -> str | None:
+    """The interpreter that runs this Python runtime id here: one that starts and is of that
+    version. Found on PATH or among pyenv's installed versions, and resolved to the real
+    executable (a pyenv shim may exist and not start, and costs a shell per cold start)."""
     version = runtime.removeprefix("python")
     if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
         return sys.executable
-    return shutil.which(f"python{version}")
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates += sorted(
+        (str(p) for p in pyenv_root.glob(f"versions/{version}.*/bin/python{version}")),
+        reverse=True,
+    )
+    for candidate in candidates:
+        if candidate and (real := _probe(candidate, version)) is not None:
+            return real
+    return None
+
+
+def _probe(executable: str, version: str) -> str | None:
+    """The real path of a Python of that version, if `executable` is one that starts."""
+    try:
+        proc = subprocess.run(
+            [
+                executable,
+                "-I",
+                "-c",
+                "import sys; print(sys.version_info[0], sys.version_info[1], sys.executable)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    major, _, rest = proc.stdout.strip().partition(" ")
+    minor, _, real = rest.partition(" ")
+    if proc.returncode != 0 or f"{major}.{minor}" != version or not os.path.isabs(real):
+        return None
+    return real
 
 
 @cache
