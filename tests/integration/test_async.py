@@ -449,3 +449,24 @@ def test_event_invoke_config_api(lam: Any, sqs: Any, server: LaminaProcess, ledg
         lam.put_function_event_invoke_config(
             FunctionName="no-such-function", MaximumRetryAttempts=1
         )
+
+
+def test_events_survive_a_graceful_restart(tmp_path: Path, ledger: Path) -> None:
+    """SIGTERM while one event runs and others wait: after the restart every event runs."""
+    server = LaminaProcess(
+        tmp_path / "data",
+        "--async-concurrency",
+        "1",
+        env={"LAMINA_SANDBOX": "process"},
+    )
+    server.start()
+    try:
+        lam = client_for(server.endpoint)
+        name = new_function(lam, ledger)
+        ids = [invoke_event(lam, name, {"key": "restart", "sleep": 1.0}) for _ in range(3)]
+        wait_for(lambda: bool(lines(ledger / "restart")), "the first event to start")
+        server.stop()  # SIGTERM: the worker gives back what it held
+        server.start()
+        wait_for(lambda: set(lines(ledger / "restart")) >= set(ids), "every event after restart")
+    finally:
+        server.stop()
