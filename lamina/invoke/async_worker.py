@@ -188,7 +188,10 @@ class AsyncWorker:
                         wait_s = min(wait_s, max(0.001, next_due / 1000 - time.time()))
                     self._next_poll = now + wait_s
                 continue
-            await self._sleep(max(0.001, self._next_poll - now))
+            if want < self._lease_min:
+                await self._wake.wait()  # the buffer is full: wait for a slot to free
+            else:
+                await self._sleep(max(0.001, self._next_poll - now))
 
     def _start(self, event: AsyncEvent) -> None:
         task = asyncio.get_running_loop().create_task(self._handle(event))
