@@ -33,6 +33,9 @@ class Settings:
     idle_timeout_s: float = 600.0
     # The Init phase limit (AWS: 10 s).
     init_timeout_s: float = 10.0
+    # How long an idle environment runs on before it is frozen (0: as soon as its runtime waits
+    # for the next event, as on Lambda). A few ms spare back-to-back calls the freeze/thaw pair.
+    freeze_delay_s: float = 0.0
     log_level: str = "info"
     # How environments are isolated: auto (the strongest the host allows), linux, process (none).
     sandbox: str = field(default_factory=lambda: os.environ.get("LAMINA_SANDBOX", "auto"))

@@ -113,6 +113,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         sandbox,
         idle_timeout_s=settings.idle_timeout_s,
         init_timeout_s=settings.init_timeout_s,
+        freeze_delay_s=settings.freeze_delay_s,
     )
     registry.listeners.append(pool.retire)
     dispatcher = Dispatcher(

@@ -77,6 +77,14 @@ def cli() -> None:
     help="Seconds an idle environment stays warm.",
 )
 @click.option(
+    "--freeze-delay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    envvar="LAMINA_FREEZE_DELAY",
+    help="Seconds an idle environment runs on before it is frozen (0: at once, as Lambda).",
+)
+@click.option(
     "--async-retry-base",
     default=60.0,
     show_default=True,
@@ -116,6 +124,7 @@ def server(
     account_concurrency: int,
     min_unreserved_concurrency: int,
     idle_timeout: float,
+    freeze_delay: float,
     async_retry_base: float,
     async_concurrency: int,
     log_level: str,
@@ -140,6 +149,7 @@ def server(
                 account_concurrency=account_concurrency,
                 min_unreserved_concurrency=min_unreserved_concurrency,
                 idle_timeout_s=idle_timeout,
+                freeze_delay_s=freeze_delay,
                 async_retry_base_s=async_retry_base,
                 async_concurrency=async_concurrency,
                 log_level=log_level,

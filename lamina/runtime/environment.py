@@ -83,10 +83,20 @@ def _error_payload(error_type: str, message: str) -> bytes:
 
 
 class Environment:
-    def __init__(self, spec: EnvironmentSpec, sandbox: Sandbox, *, init_timeout_s: float) -> None:
+    def __init__(
+        self,
+        spec: EnvironmentSpec,
+        sandbox: Sandbox,
+        *,
+        init_timeout_s: float,
+        freeze_delay_s: float = 0.0,
+    ) -> None:
         self.spec = spec
         self.sandbox = sandbox
         self.init_timeout_s = init_timeout_s
+        self.freeze_delay_s = freeze_delay_s
+        self._frozen = False
+        self._freeze_timer: asyncio.Handle | None = None
         self.id = uuid.uuid4().hex
         day = _dt.datetime.now(_dt.UTC).strftime("%Y/%m/%d")
         self.log_stream = f"{day}/[{spec.version}]{self.id}"
@@ -232,8 +242,7 @@ class Environment:
         if inv.tenant_id is not None:
             headers.append(("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id))
         event = NextEvent(headers, inv.payload)
-        if self._proc is not None:
-            self._proc.thaw()  # frozen since the last invocation ended
+        self._unpark()
         self._drain_output()
         init_lines, self._lines = self._lines, []
         self._request_id = inv.request_id
@@ -295,10 +304,52 @@ class Environment:
         outcome.log_lines, self._lines = self._lines, []
         if self.state == "busy":
             self.state = "ready"
-        if self.state == "ready" and self._proc is not None:
-            self._proc.freeze()  # nothing runs between invocations (thawed by the next)
+        self._park()
         self.last_used = time.monotonic()
         return outcome
+
+    # -- freeze between invocations --------------------------------------------------------------
+
+    def _park(self) -> None:
+        """Freeze the environment once it is idle: the runtime waits in /next, no event is due.
+
+        As on Lambda, the runtime is frozen only after it has asked for its next event, so the
+        thawed runtime's request is already there when the next invocation comes. The freeze runs
+        after the response has gone out (call_soon), or `freeze_delay_s` later, so back-to-back
+        invocations skip the freeze/thaw pair.
+        """
+        if (
+            self.state != "ready"
+            or self._frozen
+            or self._freeze_timer is not None
+            or self._waiter is None
+            or self._waiter.done()
+            or self._proc is None
+        ):
+            return
+        if self.freeze_delay_s > 0:
+            self._freeze_timer = self._loop.call_later(self.freeze_delay_s, self._freeze_now)
+        else:
+            self._freeze_timer = self._loop.call_soon(self._freeze_now)
+
+    def _freeze_now(self) -> None:
+        self._freeze_timer = None
+        if (
+            self.state == "ready"
+            and self._proc is not None
+            and self._waiter is not None
+            and not self._waiter.done()
+        ):
+            self._proc.freeze()
+            self._frozen = True
+
+    def _unpark(self) -> None:
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
+        if self._frozen and self._proc is not None:
+            self._proc.thaw()
+        self._frozen = False
 
     def _peak_memory(self) -> int:
         """Peak memory of the runtime so far; read from the process only while it runs."""
@@ -312,13 +363,15 @@ class Environment:
         fut: asyncio.Future[NextEvent] = self._loop.create_future()
         if not self._ready.done():
             self.init_duration_ms = (time.perf_counter() - self._started_at) * 1000
-            self.state = "ready"
+            if self.state == "starting":  # no invocation is waiting for this Init
+                self.state = "ready"
             self._ready.set_result(None)
         if self._queued is not None:
             fut.set_result(self._queued)
             self._queued = None
         else:
             self._waiter = fut
+            self._park()
         return fut
 
     def invocation_response(self, request_id: str, body: bytes, headers: Mapping[str, str]) -> int:

@@ -31,7 +31,15 @@ class PoolStats:
 
 
 class Pool:
-    def __init__(self, sandbox: Sandbox, *, idle_timeout_s: float, init_timeout_s: float) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        *,
+        idle_timeout_s: float,
+        init_timeout_s: float,
+        freeze_delay_s: float = 0.0,
+    ) -> None:
+        self.freeze_delay_s = freeze_delay_s
         self.sandbox = sandbox
         self.idle_timeout_s = idle_timeout_s
         self.init_timeout_s = init_timeout_s
@@ -47,7 +55,12 @@ class Pool:
     async def invoke(self, spec: EnvironmentSpec, invocation: Invocation) -> Outcome:
         env = self._take(spec.key)
         if env is None:
-            env = Environment(spec, self.sandbox, init_timeout_s=self.init_timeout_s)
+            env = Environment(
+                spec,
+                self.sandbox,
+                init_timeout_s=self.init_timeout_s,
+                freeze_delay_s=self.freeze_delay_s,
+            )
             env.on_dead = self._forget
             self._all.add(env)
             self.cold_starts += 1
