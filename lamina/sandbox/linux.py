@@ -423,11 +423,15 @@ class LinuxSandbox:
                 str(RELAY_PORT),
                 "--",
             ]
+        under_tmp: list[str] = []  # bound after the private /tmp, which would hide them
         for path in self._runtime_paths([*relay_argv, *spec.argv], spec, task_root):
             if any(path == b or path.startswith(b + "/") for b in bound):
                 continue
             bound.append(path)
-            args += [*_parents(path, made), "--ro-bind", path, path]
+            if path.startswith("/tmp/"):
+                under_tmp.append(path)
+            else:
+                args += [*_parents(path, made), "--ro-bind", path, path]
         args += ["--ro-bind", task_root, TASK_ROOT, "--dir", "/opt", "--chdir", TASK_ROOT]
         env_dir = self.state_dir / env_id
         if host.scratch.kind == "ext4":
@@ -437,6 +441,10 @@ class LinuxSandbox:
             args += ["--bind", str(disk.mountpoint), "/tmp"]
         else:
             args += ["--perms", "1777", "--size", str(spec.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        # A runtime installed under /tmp (a checkout there, say) stays visible, read-only, inside
+        # the environment's /tmp: the price of keeping it at the same path.
+        for path in under_tmp:
+            args += [*_parents(path, made), "--ro-bind", path, path]
         if isolated:
             env_dir.mkdir(parents=True, exist_ok=True)
             api = env.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
