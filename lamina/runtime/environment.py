@@ -153,7 +153,7 @@ class Environment:
                     memory_mb=spec.memory_mb,
                     tmp_mb=spec.ephemeral_mb,
                     task_root=spec.task_root,
-                    # a function opts in with VpcConfig (mapped by invoke/) or LAMINA_NETWORK
+                    # a function opts in with its variable LAMINA_NETWORK=isolated
                     network=spec.variables.get("LAMINA_NETWORK", spec.network),
                 )
             )
