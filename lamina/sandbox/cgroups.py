@@ -267,6 +267,7 @@ class EnvironmentGroup:
             d.mkdir()
             self.dirs[mount] = d
         self._frozen = False
+        self._fds: dict[Path, int] = {}  # control files kept open: read and written per invocation
         ctl = self.layout.by_controller
         if "memory" in ctl:
             self._set_memory(self._dir(ctl["memory"]), ctl["memory"].version, memory_mb)
@@ -277,6 +278,19 @@ class EnvironmentGroup:
 
     def _dir(self, h: Hierarchy) -> Path:
         return self.dirs[h.mount]
+
+    def _open(self, path: Path, flags: int) -> int:
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, flags | os.O_CLOEXEC)
+        return fd
+
+    def _read(self, path: Path) -> bytes:
+        """Read a control file through a kept-open descriptor (pread: no open/close per call)."""
+        return os.pread(self._open(path, os.O_RDONLY), 4096, 0)
+
+    def _write_kept(self, path: Path, value: str) -> None:
+        os.write(self._open(path, os.O_WRONLY), value.encode())
 
     @staticmethod
     def _set_memory(d: Path, version: int, memory_mb: int) -> None:
@@ -311,9 +325,11 @@ class EnvironmentGroup:
 
     def freeze(self) -> bool:
         if self.layout.unified is not None:
-            _write(self._dir(self.layout.unified) / "cgroup.freeze", "1")
+            self._write_kept(self._dir(self.layout.unified) / "cgroup.freeze", "1")
         elif "freezer" in self.layout.by_controller:
-            _write(self._dir(self.layout.by_controller["freezer"]) / "freezer.state", "FROZEN")
+            self._write_kept(
+                self._dir(self.layout.by_controller["freezer"]) / "freezer.state", "FROZEN"
+            )
         else:
             return False
         self._frozen = True
@@ -321,9 +337,11 @@ class EnvironmentGroup:
 
     def thaw(self) -> bool:
         if self.layout.unified is not None:
-            _write(self._dir(self.layout.unified) / "cgroup.freeze", "0")
+            self._write_kept(self._dir(self.layout.unified) / "cgroup.freeze", "0")
         elif "freezer" in self.layout.by_controller:
-            _write(self._dir(self.layout.by_controller["freezer"]) / "freezer.state", "THAWED")
+            self._write_kept(
+                self._dir(self.layout.by_controller["freezer"]) / "freezer.state", "THAWED"
+            )
         else:
             return False
         self._frozen = False
@@ -354,9 +372,16 @@ class EnvironmentGroup:
         if h is None:
             return 0
         d = self._dir(h)
-        if h.version == 2:
-            return _read_counter(d / "memory.events", "oom_kill")
-        return _read_counter(d / "memory.oom_control", "oom_kill")
+        path = d / ("memory.events" if h.version == 2 else "memory.oom_control")
+        try:
+            text = self._read(path).decode()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill" and value.strip().isdigit():
+                return int(value)
+        return 0
 
     def peak_memory_bytes(self) -> int | None:
         h = self.layout.by_controller.get("memory")
@@ -364,12 +389,16 @@ class EnvironmentGroup:
             return None
         name = "memory.peak" if h.version == 2 else "memory.max_usage_in_bytes"
         try:
-            return int((self._dir(h) / name).read_text())
+            return int(self._read(self._dir(h) / name))
         except (OSError, ValueError):
             return None
 
     def remove(self) -> bool:
         """Remove the groups; False while processes are still dying in them (retry later)."""
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
         left = False
         for d in self.dirs.values():
             try:

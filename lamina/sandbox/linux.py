@@ -158,6 +158,7 @@ class LinuxProcess:
         if code is None:
             return None
         self._sample()
+        self._check_oom()
         if self._oom:
             return -signal.SIGKILL
         if self._shell_codes and 128 < code < 128 + 65:
@@ -169,6 +170,7 @@ class LinuxProcess:
             return
         self._dead = True
         self._sample()
+        self._check_oom()
         if self._group is not None:
             self._group.kill()
         if self._stopped:
@@ -200,19 +202,24 @@ class LinuxProcess:
         peak = self._group.peak_memory_bytes()
         if peak:
             self._peak = max(self._peak, peak)
-        if self._group.oom_kills() > 0:
-            self._oom = True
 
     def peak_memory_mb(self) -> int:
+        """Read after every invocation for REPORT: one pread of the group's peak counter."""
         if not self._dead:
             self._sample()
         if self._peak:
             return (self._peak + cgroups.MB - 1) // cgroups.MB
         return _tree_hwm_mb(self._popen.pid)
 
+    def _check_oom(self) -> None:
+        """The group's oom_kill counter: read when the tree exits or is killed, not per call."""
+        if not self._oom and self._group is not None and self._group.oom_kills() > 0:
+            self._oom = True
+
     def oom_killed(self) -> bool:
         if not self._dead:
             self._sample()
+            self._check_oom()
         return self._oom
 
     def freeze(self) -> None:
