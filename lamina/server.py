@@ -181,6 +181,7 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
         server_header=False,
+        proxy_headers=False,  # Lamina is the edge; X-Forwarded-* would only cost time
         date_header=False,
     )
     uvicorn.Server(config).run(sockets=[sock])

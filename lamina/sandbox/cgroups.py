@@ -267,7 +267,8 @@ class EnvironmentGroup:
             d.mkdir()
             self.dirs[mount] = d
         self._frozen = False
-        self._fds: dict[Path, int] = {}  # control files kept open: read and written per invocation
+        self._fds: dict[str, int] = {}  # control files kept open: read and written per invocation
+        self._freezer_ctl: tuple[int, bytes, bytes] | None = None
         ctl = self.layout.by_controller
         if "memory" in ctl:
             self._set_memory(self._dir(ctl["memory"]), ctl["memory"].version, memory_mb)
@@ -280,17 +281,15 @@ class EnvironmentGroup:
         return self.dirs[h.mount]
 
     def _open(self, path: Path, flags: int) -> int:
-        fd = self._fds.get(path)
+        key = f"{path}:{flags}"
+        fd = self._fds.get(key)
         if fd is None:
-            fd = self._fds[path] = os.open(path, flags | os.O_CLOEXEC)
+            fd = self._fds[key] = os.open(path, flags | os.O_CLOEXEC)
         return fd
 
     def _read(self, path: Path) -> bytes:
         """Read a control file through a kept-open descriptor (pread: no open/close per call)."""
         return os.pread(self._open(path, os.O_RDONLY), 4096, 0)
-
-    def _write_kept(self, path: Path, value: str) -> None:
-        os.write(self._open(path, os.O_WRONLY), value.encode())
 
     @staticmethod
     def _set_memory(d: Path, version: int, memory_mb: int) -> None:
@@ -323,27 +322,32 @@ class EnvironmentGroup:
 
     # -- during the environment's life -------------------------------------------------------
 
+    def _freezer(self) -> tuple[int, bytes, bytes] | None:
+        """The freezer's control file (kept open) and its frozen/thawed values, found once."""
+        if self._freezer_ctl is None:
+            if self.layout.unified is not None:
+                path, on, off = self._dir(self.layout.unified) / "cgroup.freeze", b"1", b"0"
+            elif "freezer" in self.layout.by_controller:
+                d = self._dir(self.layout.by_controller["freezer"])
+                path, on, off = d / "freezer.state", b"FROZEN", b"THAWED"
+            else:
+                return None
+            self._freezer_ctl = (self._open(path, os.O_WRONLY), on, off)
+        return self._freezer_ctl
+
     def freeze(self) -> bool:
-        if self.layout.unified is not None:
-            self._write_kept(self._dir(self.layout.unified) / "cgroup.freeze", "1")
-        elif "freezer" in self.layout.by_controller:
-            self._write_kept(
-                self._dir(self.layout.by_controller["freezer"]) / "freezer.state", "FROZEN"
-            )
-        else:
+        ctl = self._freezer()
+        if ctl is None:
             return False
+        os.write(ctl[0], ctl[1])
         self._frozen = True
         return True
 
     def thaw(self) -> bool:
-        if self.layout.unified is not None:
-            self._write_kept(self._dir(self.layout.unified) / "cgroup.freeze", "0")
-        elif "freezer" in self.layout.by_controller:
-            self._write_kept(
-                self._dir(self.layout.by_controller["freezer"]) / "freezer.state", "THAWED"
-            )
-        else:
+        ctl = self._freezer()
+        if ctl is None:
             return False
+        os.write(ctl[0], ctl[2])
         self._frozen = False
         return True
 
@@ -399,6 +403,7 @@ class EnvironmentGroup:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds.clear()
+        self._freezer_ctl = None
         left = False
         for d in self.dirs.values():
             try:
