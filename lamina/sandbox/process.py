@@ -10,15 +10,33 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import weakref
 
 from lamina.sandbox.protocol import SandboxSpec
 
 
+def exit_descriptor(popen: subprocess.Popen[bytes]) -> int:
+    """A descriptor that becomes readable when the process exits: a pidfd on Linux >= 5.3,
+    else the read end of a pipe that a waiting thread writes to (macOS, old kernels)."""
+    if hasattr(os, "pidfd_open"):
+        with contextlib.suppress(OSError):
+            return os.pidfd_open(popen.pid)
+    read_fd, write_fd = os.pipe()
+
+    def wait() -> None:
+        popen.wait()
+        os.write(write_fd, b"x")
+        os.close(write_fd)
+
+    threading.Thread(target=wait, name=f"wait-{popen.pid}", daemon=True).start()
+    return read_fd
+
+
 class PlainProcess:
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self._popen = popen
-        self._pidfd = os.pidfd_open(popen.pid)
+        self._pidfd = exit_descriptor(popen)
         # closed with this object, not on exit: the caller's event loop may still watch it
         weakref.finalize(self, os.close, self._pidfd)
         self._peak_kb = 0
