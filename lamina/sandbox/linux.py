@@ -379,7 +379,7 @@ class LinuxSandbox:
             group,
             cleanups,
             self.janitor,
-            shell_codes=self.host.launcher == "bwrap",
+            shell_codes=self.host.launcher in ("bwrap", "unshare"),
             on_running=detach,
         )
 
@@ -486,7 +486,10 @@ class LinuxSandbox:
             args.append("--map-root-user")
         if spec.network == "isolated":
             raise OSError("isolated network needs bubblewrap on this host")
-        args.append("--")
+        # A shell is the namespace's pid 1, the runtime its child: pid 1 ignores signals it has no
+        # handler for, even SIGKILL from inside, so a runtime that was pid 1 could not kill itself.
+        # Two commands keep the shell from exec'ing; it reports a signal death as 128+N.
+        args += ["--", "/bin/sh", "-c", '"$@"; exit $?', "sh"]
         # No uid drop here: without a private view, the code and runtime stay at host paths that
         # another uid often cannot traverse (a 0700 data dir); the guarantees say so.
         return [*args, *spec.argv], dict(spec.env), str(spec.cwd), []
