@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import socket
 import threading
 from pathlib import Path
+
+from lamina.sandbox.relay import forward
 
 
 class Bridge:
@@ -32,45 +33,14 @@ class Bridge:
             os.write(self._wake_w, b"x")
 
     def _serve(self) -> None:
-        sel = selectors.DefaultSelector()
-        sel.register(self._listener, selectors.EVENT_READ, "accept")
-        sel.register(self._wake_r, selectors.EVENT_READ, "stop")
-        peers: dict[socket.socket, socket.socket] = {}
+        def connect() -> socket.socket:
+            up = socket.create_connection(self.target, timeout=5)
+            up.settimeout(None)
+            return up
+
         try:
-            while True:
-                for key, _ in sel.select():
-                    if key.data == "stop":
-                        return
-                    if key.data == "accept":
-                        conn, _ = self._listener.accept()
-                        try:
-                            up = socket.create_connection(self.target, timeout=5)
-                            up.settimeout(None)
-                        except OSError:
-                            conn.close()
-                            continue
-                        peers[conn], peers[up] = up, conn
-                        sel.register(conn, selectors.EVENT_READ, "pump")
-                        sel.register(up, selectors.EVENT_READ, "pump")
-                        continue
-                    src = key.fileobj
-                    assert isinstance(src, socket.socket)
-                    dst = peers.get(src)
-                    try:
-                        data = src.recv(65536)
-                        if data and dst is not None:
-                            dst.sendall(data)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        for s in (src, dst):
-                            if s is not None and s in peers:
-                                sel.unregister(s)
-                                peers.pop(s, None)
-                                s.close()
+            forward(self._listener, connect, self._wake_r)
         finally:
-            for s in peers:
-                s.close()
             self._listener.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
