@@ -6,9 +6,13 @@ environments (every process tree killed), the log buffer, pending registry write
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -184,4 +188,27 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,  # Lamina is the edge; X-Forwarded-* would only cost time
         date_header=False,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config).run(sockets=[sock])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising SIGINT/SIGTERM once shutdown is done.
+
+    uvicorn raises the captured signal again after a graceful shutdown so that the default
+    disposition applies; inside asyncio's runner that surfaces as a KeyboardInterrupt and a
+    traceback from the lifespan task. Lamina's shutdown is complete by then: exit normally.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
