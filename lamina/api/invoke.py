@@ -44,7 +44,7 @@ def check_payload(payload: bytes, limit: int) -> bytes:
 
 
 class InvokeAPI:
-    def __init__(self, dispatcher: Dispatcher, async_worker: AsyncWorker | None = None) -> None:
+    def __init__(self, dispatcher: Dispatcher, async_worker: AsyncWorker) -> None:
         self.dispatcher = dispatcher
         self.async_worker = async_worker
 
@@ -73,7 +73,7 @@ class InvokeAPI:
         invoked_arn = cfg.arn if qualifier is None else f"{cfg.arn}:{qualifier}"
         if invocation_type == "Event":
             payload = check_payload(req.body, ASYNC_PAYLOAD_MAX)
-            await self._accept(cfg, qualifier, payload, invoked_arn, req.request_id)
+            await self._accept(cfg, qualifier, payload, req.request_id)
             return empty(202)
         payload = check_payload(req.body, SYNC_PAYLOAD_MAX)
         client_context = decode_client_context(headers.get("x-amz-client-context"))
@@ -99,7 +99,7 @@ class InvokeAPI:
         ref = _ref(req.params["name"])
         cfg = self.dispatcher.resolve(req.region, ref, ref.qualifier)
         payload = check_payload(req.body, ASYNC_PAYLOAD_MAX)
-        await self._accept(cfg, ref.qualifier, payload, cfg.arn, req.request_id)
+        await self._accept(cfg, ref.qualifier, payload, req.request_id)
         return json_response({"Status": 202}, 202)
 
     async def _accept(
@@ -107,13 +107,7 @@ class InvokeAPI:
         cfg: FunctionConfig,
         qualifier: str | None,
         payload: bytes,
-        invoked_arn: str,
         request_id: str,
     ) -> None:
         """An Event invocation is durable (committed) before its 202 is sent."""
-        if self.async_worker is not None:
-            await self.async_worker.submit(cfg, qualifier, payload, request_id=request_id)
-        else:
-            self.dispatcher.invoke_in_background(
-                cfg, payload, invoked_arn=invoked_arn, request_id=request_id
-            )
+        await self.async_worker.submit(cfg, qualifier, payload, request_id=request_id)

@@ -262,14 +262,7 @@ class SqsAPI:
             try:
                 good.append((entry["Id"], self._new_message(entry)))
             except QueueError as error:
-                failed.append(
-                    {
-                        "Id": entry["Id"],
-                        "SenderFault": True,
-                        "Code": error.query_code,
-                        "Message": error.message,
-                    }
-                )
+                failed.append(_batch_failure(entry, error))
         successful: list[Body] = []
         if good:
             sent = await self.queues.send(queue, [m for _, m in good])
@@ -344,14 +337,7 @@ class SqsAPI:
                 await self.queues.delete_message(queue, _str(entry, "ReceiptHandle"))
                 successful.append({"Id": entry["Id"]})
             except QueueError as error:
-                failed.append(
-                    {
-                        "Id": entry["Id"],
-                        "SenderFault": True,
-                        "Code": error.query_code,
-                        "Message": error.message,
-                    }
-                )
+                failed.append(_batch_failure(entry, error))
         return _ok({"Successful": successful, "Failed": failed})
 
     async def change_message_visibility(self, req: Request, body: Body) -> Response:
@@ -372,15 +358,18 @@ class SqsAPI:
                 await self.queues.change_visibility(queue, _str(entry, "ReceiptHandle"), timeout)
                 successful.append({"Id": entry["Id"]})
             except QueueError as error:
-                failed.append(
-                    {
-                        "Id": entry["Id"],
-                        "SenderFault": True,
-                        "Code": error.query_code,
-                        "Message": error.message,
-                    }
-                )
+                failed.append(_batch_failure(entry, error))
         return _ok({"Successful": successful, "Failed": failed})
+
+
+def _batch_failure(entry: Body, error: QueueError) -> Body:
+    """One `Failed` entry of a batch answer, as SQS words it."""
+    return {
+        "Id": entry["Id"],
+        "SenderFault": True,
+        "Code": error.query_code,
+        "Message": error.message,
+    }
 
 
 __all__ = ["TARGET", "SqsAPI"]

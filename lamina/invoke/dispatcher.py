@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -26,7 +25,6 @@ from lamina.control.registry import Registry
 from lamina.errors import (
     InvalidParameterValueException,
     ResourceConflictException,
-    TooManyRequestsException,
 )
 from lamina.invoke.admission import Admission
 from lamina.observe.logs import LogStore
@@ -82,7 +80,6 @@ class Dispatcher:
         self.logs = logs
         self.api_endpoint = api_endpoint
         self._specs: dict[tuple[str, str, str, str], EnvironmentSpec] = {}
-        self._background: set[asyncio.Task[None]] = set()
 
     def resolve(self, region: str, ref: FunctionRef, qualifier: str | None) -> FunctionConfig:
         cfg = self.registry.resolve(region, ref, qualifier)
@@ -134,32 +131,8 @@ class Dispatcher:
             outcome=outcome,
         )
 
-    def invoke_in_background(
-        self, cfg: FunctionConfig, payload: bytes, *, invoked_arn: str, request_id: str
-    ) -> None:
-        """Event invocations for now: run soon, waiting out throttles (a durable queue replaces this)."""
-
-        async def run() -> None:
-            delay = 0.05
-            while True:
-                try:
-                    await self.invoke(cfg, payload, invoked_arn=invoked_arn, request_id=request_id)
-                    return
-                except TooManyRequestsException:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                except Exception as exc:
-                    log.warning("event invocation %s failed: %s", request_id, exc)
-                    return
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def close(self) -> None:
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        """Nothing runs in the background here any more (the async worker owns Event calls)."""
 
     def _spec(self, cfg: FunctionConfig) -> EnvironmentSpec:
         cache_key = (cfg.region, cfg.name, cfg.version, cfg.revision_id)
