@@ -1,0 +1,1 @@
+"""Push event sources: schedules and object events that invoke functions asynchronously."""
