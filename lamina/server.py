@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from lamina.api.aliases import AliasesAPI
 from lamina.api.app import LaminaApp
 from lamina.api.concurrency import ConcurrencyAPI
 from lamina.api.event_invoke_config import EventInvokeConfigAPI
@@ -27,6 +28,7 @@ from lamina.api.logs import TARGET as LOGS_TARGET
 from lamina.api.logs import LogsAPI
 from lamina.api.sqs import TARGET as SQS_TARGET
 from lamina.api.sqs import SqsAPI
+from lamina.api.versions import VersionsAPI
 from lamina.config import Settings
 from lamina.control.code_store import CodeStore
 from lamina.control.registry import Registry
@@ -131,6 +133,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     queues = Queues(db)
     event_configs = EventInvokeConfigs(db, registry)
     registry.listeners.append(event_configs.forget_deleted)
+    registry.alias_listeners.append(event_configs.forget_deleted)
     async_worker = AsyncWorker(
         queue=SqlAsyncQueue(db),
         dispatcher=dispatcher,
@@ -142,6 +145,8 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     )
     router = Router()
     FunctionsAPI(registry, code).mount(router)
+    VersionsAPI(registry).mount(router)
+    AliasesAPI(registry).mount(router)
     InvokeAPI(dispatcher, async_worker).mount(router)
     EventInvokeConfigAPI(event_configs).mount(router)
     ConcurrencyAPI(registry).mount(router)

@@ -16,7 +16,11 @@ from lamina.control.code_store import CodeStore
 from lamina.control.model import FunctionConfig
 from lamina.control.names import NAME_RE, check_scope, merge_qualifier, parse_function_ref
 from lamina.control.registry import Registry
-from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
+from lamina.errors import (
+    InvalidParameterValueException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 
 # Members Lamina stores and echoes without acting on them.
 _STORED_ONLY = (
@@ -96,8 +100,27 @@ _NOT_LISTED = (
 )
 
 
-def _list_entry(cfg: FunctionConfig) -> dict[str, Any]:
-    out = function_configuration(cfg)
+def list_limit(req: Request) -> int | None:
+    """The MaxItems query member of a list operation (1-10000; pages hold at most 50)."""
+    max_items = req.query_one("MaxItems")
+    if max_items is None:
+        return None
+    if not max_items.isdigit():
+        raise validation.constraint_error(max_items, "maxItems", "Member must be an integer")
+    return validation.int_in_range(int(max_items), "maxItems", 1, 10000)
+
+
+def _flag(body: dict[str, Any], member: str) -> bool:
+    value = body.get(member, False)
+    if not isinstance(value, bool):
+        raise validation.constraint_error(
+            value, member[0].lower() + member[1:], "Member must be a boolean"
+        )
+    return value
+
+
+def _list_entry(cfg: FunctionConfig, *, qualified: bool = False) -> dict[str, Any]:
+    out = function_configuration(cfg, qualified=qualified)
     for key in _NOT_LISTED:
         out.pop(key, None)
     return out
@@ -147,7 +170,8 @@ class FunctionsAPI:
         if tags:
             fields.setdefault("extra", {})["Tags"] = tags
         zip_bytes = _zip_bytes(body.get("Code"))
-        cfg = await self.registry.create(req.region, fields, zip_bytes)
+        publish = _flag(body, "Publish")
+        cfg = await self.registry.create(req.region, fields, zip_bytes, publish=publish)
         return json_response(function_configuration(cfg), 201)
 
     async def get(self, req: Request) -> Response:
@@ -155,9 +179,12 @@ class FunctionsAPI:
         record = self.registry.record(req.region, ref)
         qualifier = merge_qualifier(ref, req.query_one("Qualifier"))
         cfg = self.registry.resolve(req.region, ref, qualifier)
+        named_arn = cfg.arn if qualifier is None else f"{cfg.arn}:{qualifier}"
         out: dict[str, Any] = {
-            # A read that names a qualifier (even $LATEST) returns the qualified ARN, as AWS does.
-            "Configuration": function_configuration(cfg, qualified=qualifier is not None),
+            # A read that names a qualifier (even $LATEST) returns the qualified ARN, as AWS
+            # does; through an alias GetFunction shows the alias's ARN (the version's number
+            # stays in Version), while GetFunctionConfiguration shows the version's.
+            "Configuration": function_configuration(cfg, arn=named_arn),
             "Code": {
                 "RepositoryType": "S3",
                 "Location": f"http://{req.host}/_lamina/code/{cfg.code.sha256_hex}.zip",
@@ -183,11 +210,16 @@ class FunctionsAPI:
             {k: v for k, v in body.items() if k in ("ZipFile", "S3Bucket", "ImageUri")}
         )
         archs = validation.architectures(body["Architectures"]) if "Architectures" in body else None
-        if body.get("DryRun"):
+        if _flag(body, "DryRun"):
             self.registry.record(req.region, ref)
             return json_response(function_configuration(self.registry.resolve(req.region, ref)))
         cfg = await self.registry.update_code(
-            req.region, ref, zip_bytes, revision_id=body.get("RevisionId"), architectures=archs
+            req.region,
+            ref,
+            zip_bytes,
+            revision_id=body.get("RevisionId"),
+            architectures=archs,
+            publish=_flag(body, "Publish"),
         )
         return json_response(function_configuration(cfg))
 
@@ -212,16 +244,20 @@ class FunctionsAPI:
         return empty(204)
 
     async def list(self, req: Request) -> Response:
-        max_items = req.query_one("MaxItems")
-        limit = (
-            validation.int_in_range(int(max_items), "maxItems", 1, 10000)
-            if max_items and max_items.isdigit()
-            else None
+        limit = list_limit(req)
+        version = req.query_one("FunctionVersion")
+        if version is not None and version != "ALL":
+            raise ValidationException(
+                f"1 validation error detected: Value '{version}' at 'functionVersion' failed to "
+                "satisfy constraint: Member must satisfy enum value set: [ALL]"
+            )
+        configs, marker = self.registry.list_page(
+            req.region, req.query_one("Marker"), limit, all_versions=version == "ALL"
         )
-        if max_items is not None and limit is None:
-            raise validation.constraint_error(max_items, "maxItems", "Member must be an integer")
-        configs, marker = self.registry.list_page(req.region, req.query_one("Marker"), limit)
-        out: dict[str, Any] = {"Functions": [_list_entry(c) for c in configs]}
+        # With FunctionVersion=ALL every entry, $LATEST's too, carries its qualified ARN.
+        out: dict[str, Any] = {
+            "Functions": [_list_entry(c, qualified=version == "ALL") for c in configs]
+        }
         if marker:
             out["NextMarker"] = marker
         return json_response(out)

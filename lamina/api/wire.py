@@ -5,13 +5,32 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from lamina.control.model import FunctionConfig
+from lamina.control.model import Alias, FunctionConfig
 
 
-def function_configuration(cfg: FunctionConfig, *, qualified: bool = False) -> dict[str, Any]:
+def alias_configuration(alias: Alias) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "AliasArn": alias.arn,
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+    if alias.weights:
+        out["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.weights)}
+    return out
+
+
+def function_configuration(
+    cfg: FunctionConfig, *, qualified: bool = False, arn: str | None = None
+) -> dict[str, Any]:
+    """FunctionConfiguration; `qualified` ends FunctionArn with the version (a published
+    version's ARN always is), `arn` overrides it (GetFunction through an alias)."""
+    if arn is None:
+        arn = cfg.qualified_arn if qualified or cfg.version != "$LATEST" else cfg.arn
     out: dict[str, Any] = {
         "FunctionName": cfg.name,
-        "FunctionArn": cfg.qualified_arn if qualified else cfg.arn,
+        "FunctionArn": arn,
         "Runtime": cfg.runtime,
         "Role": cfg.role,
         "Handler": cfg.handler,

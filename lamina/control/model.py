@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import uuid
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 LATEST = "$LATEST"
+
+
+def is_version_number(qualifier: str) -> bool:
+    """A published version's qualifier: digits only (alias names may not be all digits)."""
+    return qualifier.isascii() and qualifier.isdigit()
 
 
 def now_lambda_timestamp() -> str:
@@ -83,6 +89,15 @@ class FunctionConfig:
         """A copy with `changes` and a new RevisionId (every change of the record gets one)."""
         return replace(self, revision_id=new_revision_id(), **changes)
 
+    def publish_key(self) -> tuple[object, ...]:
+        """What PublishVersion compares: code and configuration, not identity, state or times.
+
+        When $LATEST's key equals the newest version's, publishing returns that version.
+        """
+        return tuple(
+            repr(getattr(self, f.name)) for f in fields(self) if f.name not in _NOT_PUBLISHED
+        )
+
     def execution_key(self) -> tuple[object, ...]:
         """What an execution environment depends on: a change here retires the environments."""
         env = tuple(sorted((self.environment or {}).items()))
@@ -105,17 +120,107 @@ class FunctionConfig:
         )
 
 
+# Fields PublishVersion does not compare (see FunctionConfig.publish_key).
+_NOT_PUBLISHED = frozenset(
+    {
+        "version",
+        "description",
+        "last_modified",
+        "revision_id",
+        "state",
+        "state_reason",
+        "state_reason_code",
+        "last_update_status",
+        "last_update_status_reason",
+        "last_update_status_reason_code",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alias:
+    """A named pointer to a published version (or $LATEST), optionally splitting traffic.
+
+    `weights` maps at most one other published version to the share of invocations (0.0-1.0)
+    it receives; the rest go to `function_version`. Replaced as a whole on every change.
+    """
+
+    name: str
+    function_name: str
+    region: str
+    account_id: str
+    function_version: str
+    description: str = ""
+    weights: Mapping[str, float] = field(default_factory=dict)
+    revision_id: str = field(default_factory=new_revision_id)
+
+    @property
+    def arn(self) -> str:
+        return f"{function_arn(self.region, self.account_id, self.function_name)}:{self.name}"
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """Every version the alias may run: its primary first, then the weighted one."""
+        return (self.function_version, *self.weights)
+
+    def choose(self, draw: float) -> str:
+        """The version one invocation runs, for a uniform `draw` in [0, 1)."""
+        total = 0.0
+        for version, weight in self.weights.items():
+            total += weight
+            if draw < total:
+                return version
+        return self.function_version
+
+
 @dataclass(slots=True, kw_only=True)
 class FunctionRecord:
-    """A function: its `$LATEST` configuration plus what belongs to the function as a whole."""
+    """A function: `$LATEST`, its published versions and aliases, and function-wide settings.
+
+    `versions` holds the published versions in ascending order; `last_version` is the highest
+    number ever published (numbers are never reused, even after a version is deleted).
+    """
 
     latest: FunctionConfig
     reserved_concurrency: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, FunctionConfig] = field(default_factory=dict)
+    aliases: dict[str, Alias] = field(default_factory=dict)
+    last_version: int = 0
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.latest.region, self.latest.name)
+
+    def aliases_of(self, version: str) -> list[str]:
+        """Names of the aliases that may run `version` (as primary or weighted)."""
+        return sorted(a.name for a in self.aliases.values() if version in a.versions)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a call that names a function (and maybe a qualifier) runs: see Registry.target.
+
+    `config` is the version that runs (for a weighted alias, the one chosen for this call);
+    `alias` the alias it was reached through, if any; `qualifier` what the caller named
+    (None: unqualified, which runs $LATEST).
+    """
+
+    config: FunctionConfig
+    alias: Alias | None
+    qualifier: str | None
+
+    @property
+    def invoked_arn(self) -> str:
+        """The ARN as the caller named it: what `context.invoked_function_arn` reports."""
+        if self.qualifier is None:
+            return self.config.arn
+        return f"{self.config.arn}:{self.qualifier}"
+
+    @property
+    def version(self) -> str:
+        """The version that runs (`X-Amz-Executed-Version`)."""
+        return self.config.version
 
 
 def function_arn(region: str, account_id: str, name: str) -> str:

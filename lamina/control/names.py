@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
+from lamina.errors import (
+    InvalidParameterValueException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 
 NAME_RE = re.compile(r"[a-zA-Z0-9\-_]{1,64}")
 QUALIFIER_RE = re.compile(r"\$LATEST|[a-zA-Z0-9\-_$]{1,128}")
@@ -68,4 +72,13 @@ def check_scope(ref: FunctionRef, region: str, account_id: str) -> None:
     if ref.account_id is not None and ref.account_id != account_id:
         raise ResourceNotFoundException(
             f"Function not found: arn:aws:lambda:{region}:{ref.account_id}:function:{ref.name}"
+        )
+
+
+def check_qualifier(qualifier: str) -> None:
+    if len(qualifier) > 128 or not QUALIFIER_RE.fullmatch(qualifier):
+        raise ValidationException(
+            f"1 validation error detected: Value '{qualifier}' at 'qualifier' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: "
+            r"(|[a-zA-Z0-9$_-]+)"
         )

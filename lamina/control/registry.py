@@ -1,22 +1,54 @@
-"""The registry of functions: the rules of create/update/delete, RevisionIds, states, concurrency.
+"""The registry of functions, versions and aliases: the rules of create/update/publish/delete,
+RevisionIds, states, concurrency.
 
 Reads are served from memory (the invoke path never touches the database); every change is
 written through the FunctionStore on the database thread before it is acknowledged.
-What other layers must hear about (an update retires environments) leaves through `listeners`.
+What other layers must hear about leaves through two lists of callbacks:
+`listeners` (a version's environments must retire) and `alias_listeners` (an alias changed).
+
+The API other parts build on (all reads are synchronous, from memory, raise LambdaErrors):
+
+- `target(region, ref, qualifier)` -> `Target`: what an invocation of a function name or ARN
+  (`ref`, from `names.parse_function_ref`) with an optional `Qualifier` runs: `.config` is the
+  configuration of the version that runs (for a weighted alias the version chosen for this call,
+  by the alias's weights), `.alias` the alias it came through (or None), `.qualifier` what was
+  named, `.invoked_arn` the ARN to hand to the function. Call it once per invocation.
+- `resolve(region, ref, qualifier)` -> `FunctionConfig`: the same without a random choice (an
+  alias gives its primary version), for reads such as GetFunctionConfiguration.
+- `alias(region, ref, name)`, `version(region, ref, version)`, `record(region, ref)`: look-ups
+  that raise Lambda's ResourceNotFoundException; `find(region, name)` returns None instead.
+- `publish_version(...)`, `create_alias(...)`, `update_alias(...)`: what SAM's AutoPublishAlias
+  and the API do.
+
+Qualifiers: None or `$LATEST` -> $LATEST; digits -> that published version; anything else ->
+an alias. Published versions are immutable snapshots (frozen FunctionConfigs with `version` "1",
+"2", ...); an alias always points at versions that exist (deleting one it uses is refused).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
+import random
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
+from lamina.control import aliases as alias_rules
 from lamina.control import validation
 from lamina.control.code_store import CodeStore
-from lamina.control.model import LATEST, FunctionConfig, FunctionRecord, now_lambda_timestamp
-from lamina.control.names import FunctionRef, check_scope, merge_qualifier
+from lamina.control.model import (
+    LATEST,
+    Alias,
+    FunctionConfig,
+    FunctionRecord,
+    Target,
+    is_version_number,
+    new_revision_id,
+    now_lambda_timestamp,
+)
+from lamina.control.names import FunctionRef, check_qualifier, check_scope, merge_qualifier
+from lamina.control.paging import page as _page
 from lamina.control.store import FunctionStore
 from lamina.db import Database
 from lamina.errors import (
@@ -28,10 +60,16 @@ from lamina.errors import (
 
 log = logging.getLogger(__name__)
 
-# Called with (region, name, version) when environments of that version must be retired.
+# Called with (region, name, version) when environments of that version must be retired: after an
+# update of $LATEST, and when a version or the whole function (once per version) is deleted.
 RetireListener = Callable[[str, str, str], None]
+# Called with (region, function name, alias name) after an alias is created, updated or deleted.
+AliasListener = Callable[[str, str, str], None]
 
-LIST_PAGE_MAX = 50
+REVISION_MISMATCH = (
+    "The Revision Id provided does not match the latest Revision Id. "
+    "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+)
 
 
 class Registry:
@@ -54,6 +92,7 @@ class Registry:
         self.unreserved_floor = unreserved_floor
         self.runtimes = runtimes
         self.listeners: list[RetireListener] = []
+        self.alias_listeners: list[AliasListener] = []
         self._functions: dict[tuple[str, str], FunctionRecord] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -92,35 +131,118 @@ class Registry:
             raise self.not_found(region, ref.name)
         return record
 
+    def find(self, region: str, name: str) -> FunctionRecord | None:
+        return self._functions.get((region, name))
+
     def resolve(
         self, region: str, ref: FunctionRef, qualifier: str | None = None
     ) -> FunctionConfig:
-        """The configuration a call names: the invoke path's lookup, from memory only."""
+        """The configuration a call names (an alias gives its primary version), from memory."""
+        return self._lookup(region, ref, qualifier, None).config
+
+    def target(
+        self,
+        region: str,
+        ref: FunctionRef,
+        qualifier: str | None = None,
+        *,
+        draw: Callable[[], float] = random.random,
+    ) -> Target:
+        """What one invocation runs: a weighted alias chooses its version with `draw()`."""
+        return self._lookup(region, ref, qualifier, draw)
+
+    def version(self, region: str, ref: FunctionRef, version: str) -> FunctionConfig:
+        """$LATEST or a published version by number."""
+        record = self.record(region, ref)
+        if version == LATEST:
+            return record.latest
+        found = record.versions.get(version)
+        if found is None:
+            raise self.not_found(region, ref.name, version)
+        return found
+
+    def alias(self, region: str, ref: FunctionRef, name: str) -> Alias:
+        record = self.record(region, ref)
+        found = record.aliases.get(name)
+        if found is None:
+            raise ResourceNotFoundException(f"Cannot find alias arn: {record.latest.arn}:{name}")
+        return found
+
+    def _lookup(
+        self,
+        region: str,
+        ref: FunctionRef,
+        qualifier: str | None,
+        draw: Callable[[], float] | None,
+    ) -> Target:
         record = self.record(region, ref)
         q = merge_qualifier(ref, qualifier)
         if q is None or q == LATEST:
-            return record.latest
-        raise self.not_found(region, ref.name, q)
+            return Target(record.latest, None, q)
+        version = record.versions.get(q)
+        if version is not None:
+            return Target(version, None, q)
+        alias = record.aliases.get(q)
+        if alias is None:
+            check_qualifier(q)
+            raise self.not_found(region, ref.name, q)
+        chosen = (
+            alias.choose(draw()) if draw is not None and alias.weights else alias.function_version
+        )
+        return Target(record.latest if chosen == LATEST else record.versions[chosen], alias, q)
 
     def list_page(
-        self, region: str, marker: str | None, max_items: int | None
+        self, region: str, marker: str | None, max_items: int | None, *, all_versions: bool = False
     ) -> tuple[list[FunctionConfig], str | None]:
+        """ListFunctions: $LATEST of each function by name, or with `all_versions` every version."""
         names = sorted(name for (r, name) in self._functions if r == region)
-        start = 0
-        if marker:
-            after = _decode_marker(marker)
-            start = next((i for i, n in enumerate(names) if n > after), len(names))
-        limit = min(max_items or LIST_PAGE_MAX, LIST_PAGE_MAX)
-        page = names[start : start + limit]
-        next_marker = _encode_marker(page[-1]) if start + limit < len(names) and page else None
-        return [self._functions[(region, n)].latest for n in page], next_marker
+        if not all_versions:
+            return _page(
+                ((n, self._functions[(region, n)].latest) for n in names), marker, max_items
+            )
+        return _page(
+            (
+                (f"{n}\0{_version_key(c.version)}", c)
+                for n in names
+                for c in _all_versions(self._functions[(region, n)])
+            ),
+            marker,
+            max_items,
+        )
+
+    def list_versions(
+        self, region: str, ref: FunctionRef, marker: str | None, max_items: int | None
+    ) -> tuple[list[FunctionConfig], str | None]:
+        """ListVersionsByFunction: $LATEST first, then the published versions ascending."""
+        record = self.record(region, ref)
+        return _page(
+            ((_version_key(c.version), c) for c in _all_versions(record)), marker, max_items
+        )
+
+    def list_aliases(
+        self,
+        region: str,
+        ref: FunctionRef,
+        function_version: str | None,
+        marker: str | None,
+        max_items: int | None,
+    ) -> tuple[list[Alias], str | None]:
+        """ListAliases by name; with `function_version` only the aliases that may run it."""
+        record = self.record(region, ref)
+        found = sorted(record.aliases.values(), key=lambda a: a.name)
+        if function_version is not None:
+            found = [a for a in found if function_version in a.versions]
+        return _page(((a.name, a) for a in found), marker, max_items)
 
     def functions(self, region: str | None = None) -> list[FunctionRecord]:
         return [r for (reg, _), r in self._functions.items() if region is None or reg == region]
 
     # -- writes ----------------------------------------------------------------------------------
 
-    async def create(self, region: str, fields: dict[str, Any], zip_bytes: bytes) -> FunctionConfig:
+    async def create(
+        self, region: str, fields: dict[str, Any], zip_bytes: bytes, *, publish: bool = False
+    ) -> FunctionConfig:
+        """Create $LATEST (Pending); with `publish` also version 1, which is then returned."""
         name = fields["name"]
         if (region, name) in self._functions:
             raise ResourceConflictException(f"Function already exist: {name}")
@@ -139,6 +261,8 @@ class Registry:
             self._functions.pop(record.key, None)
             raise
         self._later(record, _settled)
+        if publish:
+            return await self._publish(record, None)
         return cfg
 
     async def update_code(
@@ -149,14 +273,19 @@ class Registry:
         *,
         revision_id: str | None,
         architectures: tuple[str, ...] | None = None,
+        publish: bool = False,
     ) -> FunctionConfig:
+        """Replace $LATEST's code; with `publish` also publish it, and return that version."""
         record = self._updatable(region, ref, revision_id)
         code = await asyncio.to_thread(self.code.put, zip_bytes)
         record = self._updatable(region, ref, revision_id)
         changes: dict[str, Any] = {"code": code}
         if architectures is not None:
             changes["architectures"] = architectures
-        return await self._apply_update(record, changes)
+        latest = await self._apply_update(record, changes)
+        if publish:
+            return await self._publish(record, None)
+        return latest
 
     async def update_configuration(
         self, region: str, ref: FunctionRef, changes: dict[str, Any], *, revision_id: str | None
@@ -174,17 +303,171 @@ class Registry:
         return await self._apply_update(record, changes)
 
     async def delete(self, region: str, ref: FunctionRef, qualifier: str | None) -> None:
+        """Without a qualifier the function with every version and alias; else one version."""
         record = self.record(region, ref)
         q = merge_qualifier(ref, qualifier)
-        if q is not None and q != LATEST:
-            raise self.not_found(region, ref.name, q)
-        if q == LATEST:
+        if q is not None:
+            await self._delete_version(record, q)
+            return
+        await self.db.run(self.store.delete, *record.key)
+        self._functions.pop(record.key, None)
+        for cfg in _all_versions(record):
+            self._notify(cfg)
+        for alias in record.aliases.values():
+            self._notify_alias(alias)
+
+    async def _delete_version(self, record: FunctionRecord, qualifier: str) -> None:
+        if qualifier == LATEST:
             raise InvalidParameterValueException(
                 "$LATEST version cannot be deleted without deleting the function."
             )
-        await self.db.run(self.store.delete, *record.key)
-        self._functions.pop(record.key, None)
-        self._notify(record.latest)
+        alias = record.aliases.get(qualifier)
+        version = alias.function_version if alias is not None else qualifier
+        if alias is None and not is_version_number(qualifier):
+            check_qualifier(qualifier)
+            raise self.not_found(record.latest.region, record.latest.name, qualifier)
+        users = record.aliases_of(version)
+        if users:
+            raise ResourceConflictException(
+                "Unable to delete version because the following aliases reference it: "
+                f"[{', '.join(users)}]"
+            )
+        cfg = record.versions.get(version)
+        if cfg is None:  # deleting a version that does not exist succeeds, as on AWS
+            return
+        await self.db.run(self.store.delete_version, *record.key, version)
+        record.versions.pop(version, None)
+        self._notify(cfg)
+
+    # -- versions and aliases --------------------------------------------------------------------
+
+    async def publish_version(
+        self,
+        region: str,
+        ref: FunctionRef,
+        *,
+        code_sha256: str | None = None,
+        description: str | None = None,
+        revision_id: str | None = None,
+    ) -> FunctionConfig:
+        """Snapshot $LATEST as the next version, or return the newest one if nothing changed."""
+        record = self._updatable(region, ref, revision_id)
+        current = record.latest.code.sha256_b64
+        if code_sha256 is not None and code_sha256 != current:
+            raise InvalidParameterValueException(
+                f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in $LATEST "
+                f"({current}). Please try again with the CodeSHA256 in $LATEST."
+            )
+        return await self._publish(record, description)
+
+    async def _publish(self, record: FunctionRecord, description: str | None) -> FunctionConfig:
+        latest = record.latest
+        if record.versions:
+            newest = record.versions[next(reversed(record.versions))]
+            if newest.publish_key() == latest.publish_key():
+                return newest
+        number = str(record.last_version + 1)
+        version = replace(
+            latest,
+            version=number,
+            description=latest.description if description is None else description,
+            last_modified=now_lambda_timestamp(),
+            revision_id=new_revision_id(),
+            state="Active",
+            state_reason=None,
+            state_reason_code=None,
+            last_update_status="Successful",
+            last_update_status_reason=None,
+            last_update_status_reason_code=None,
+        )
+        record.last_version += 1
+        record.versions[number] = version
+        record.latest = latest.with_revision()  # publishing is a change of the function
+        try:
+            await self.db.run(self.store.put_version, record, version)
+        except BaseException:
+            record.last_version -= 1
+            record.versions.pop(number, None)
+            record.latest = latest
+            raise
+        return version
+
+    async def create_alias(
+        self,
+        region: str,
+        ref: FunctionRef,
+        name: str,
+        function_version: str,
+        *,
+        description: str = "",
+        weights: Mapping[str, float] | None = None,
+    ) -> Alias:
+        record = self.record(region, ref)
+        if name in record.aliases:
+            raise ResourceConflictException(f"Alias already exists: {record.latest.arn}:{name}")
+        alias_rules.check_target(record, function_version)
+        alias_rules.check_routing(record, function_version, weights or {})
+        alias = Alias(
+            name=name,
+            function_name=record.latest.name,
+            region=region,
+            account_id=self.account_id,
+            function_version=function_version,
+            description=description,
+            weights=dict(weights or {}),
+        )
+        await self._put_alias(record, alias, None)
+        return alias
+
+    async def update_alias(
+        self,
+        region: str,
+        ref: FunctionRef,
+        name: str,
+        *,
+        function_version: str | None = None,
+        description: str | None = None,
+        weights: Mapping[str, float] | None = None,
+        revision_id: str | None = None,
+    ) -> Alias:
+        """Change what is given (None keeps it); `weights` replaces the split ({} removes it)."""
+        record = self.record(region, ref)
+        old = record.aliases.get(name)
+        if old is None:
+            raise ResourceNotFoundException(f"Alias not found: {record.latest.arn}:{name}")
+        if revision_id is not None and revision_id != old.revision_id:
+            raise PreconditionFailedException(REVISION_MISMATCH)
+        new = replace(
+            old,
+            function_version=old.function_version if function_version is None else function_version,
+            description=old.description if description is None else description,
+            weights=old.weights if weights is None else dict(weights),
+            revision_id=new_revision_id(),
+        )
+        alias_rules.check_target(record, new.function_version)
+        alias_rules.check_routing(record, new.function_version, new.weights)
+        await self._put_alias(record, new, old)
+        return new
+
+    async def delete_alias(self, region: str, ref: FunctionRef, name: str) -> None:
+        record = self.record(region, ref)
+        alias = self.alias(region, ref, name)
+        await self.db.run(self.store.delete_alias, *record.key, name)
+        if record.aliases.get(name) is alias:
+            del record.aliases[name]
+        self._notify_alias(alias)
+
+    async def _put_alias(self, record: FunctionRecord, alias: Alias, old: Alias | None) -> None:
+        record.aliases[alias.name] = alias
+        try:
+            await self.db.run(self.store.put_alias, alias)
+        except BaseException:
+            if old is None:
+                record.aliases.pop(alias.name, None)
+            else:
+                record.aliases[alias.name] = old
+            raise
+        self._notify_alias(alias)
 
     async def put_reserved_concurrency(self, region: str, ref: FunctionRef, value: int) -> int:
         record = self.record(region, ref)
@@ -217,10 +500,7 @@ class Registry:
         record = self.record(region, ref)
         cfg = record.latest
         if revision_id is not None and revision_id != cfg.revision_id:
-            raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. "
-                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-            )
+            raise PreconditionFailedException(REVISION_MISMATCH)
         if cfg.state == "Pending":
             raise ResourceConflictException(
                 "The operation cannot be performed at this time. "
@@ -262,6 +542,13 @@ class Registry:
             except Exception:  # a listener's fault must not undo a committed change
                 log.exception("retire listener failed for %s", cfg.arn)
 
+    def _notify_alias(self, alias: Alias) -> None:
+        for listener in self.alias_listeners:
+            try:
+                listener(alias.region, alias.function_name, alias.name)
+            except Exception:  # a listener's fault must not undo a committed change
+                log.exception("alias listener failed for %s", alias.arn)
+
     def _later(
         self, record: FunctionRecord, step: Callable[[FunctionConfig], FunctionConfig]
     ) -> None:
@@ -293,15 +580,13 @@ def _settled(cfg: FunctionConfig) -> FunctionConfig:
     )
 
 
-def _encode_marker(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode()
+def _all_versions(record: FunctionRecord) -> list[FunctionConfig]:
+    return [record.latest, *record.versions.values()]
 
 
-def _decode_marker(marker: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(marker.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParameterValueException(f"Invalid marker: {marker}") from exc
+def _version_key(version: str) -> str:
+    """Sorts $LATEST first, then versions by number, as plain strings."""
+    return "" if version == LATEST else f"{int(version):012d}"
 
 
 __all__ = ["Registry"]

@@ -1,6 +1,7 @@
 """The synchronous invoke path, in the order a call takes it:
 
-1. resolve the name and qualifier to a configuration (memory only, no database read);
+1. resolve the name and qualifier to the configuration of the version that runs (memory only,
+   no database read; an alias with weights chooses its version per call);
 2. admit the call against account and reserved concurrency (429 with Lambda's Reason);
 3. run it in a warm environment of that configuration, or a new one (runtime/pool.py);
 4. frame the environment's output with START/END/REPORT and hand it to the log store.
@@ -19,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 from lamina.control.code_store import CodeStore
-from lamina.control.model import FunctionConfig
+from lamina.control.model import FunctionConfig, Target
 from lamina.control.names import FunctionRef
 from lamina.control.registry import Registry
 from lamina.errors import (
@@ -82,13 +83,19 @@ class Dispatcher:
         self._specs: dict[tuple[str, str, str, str], EnvironmentSpec] = {}
 
     def resolve(self, region: str, ref: FunctionRef, qualifier: str | None) -> FunctionConfig:
-        cfg = self.registry.resolve(region, ref, qualifier)
+        """The configuration one invocation runs (a weighted alias chooses per call)."""
+        return self.target(region, ref, qualifier).config
+
+    def target(self, region: str, ref: FunctionRef, qualifier: str | None) -> Target:
+        """`Registry.target`, refused while the version cannot run (still Pending)."""
+        target = self.registry.target(region, ref, qualifier)
+        cfg = target.config
         if cfg.state != "Active":
             raise ResourceConflictException(
                 "The operation cannot be performed at this time. "
                 f"The function is currently in the following state: {cfg.state}"
             )
-        return cfg
+        return target
 
     async def invoke(
         self,

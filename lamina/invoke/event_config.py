@@ -1,5 +1,10 @@
 """Asynchronous invocation settings per function and qualifier (FunctionEventInvokeConfig):
-retries, maximum event age and destinations. Kept in their own table, read from memory."""
+retries, maximum event age and destinations. Kept in their own table, read from memory.
+
+As on Lambda, settings belong to exactly the qualifier they were put on: `$LATEST` (also for
+unqualified calls), one published version, or one alias; an event invoked through an alias
+uses the alias's settings whichever version the alias routes it to.
+"""
 
 from __future__ import annotations
 
@@ -158,11 +163,16 @@ class EventInvokeConfigs:
         await self.db.run(self._remove, region, found.function_name, found.qualifier)
         self._configs.pop((region, found.function_name, found.qualifier), None)
 
-    def forget_deleted(self, region: str, name: str, _version: str) -> None:
-        """Registry listener: a deleted function takes its settings with it."""
-        if (region, name) in {r.key for r in self.registry.functions(region)}:
-            return
+    def forget_deleted(self, region: str, name: str, _qualifier: str) -> None:
+        """Registry listener (versions and aliases): settings go with what they belong to.
+
+        A deleted function takes all of its settings, a deleted version or alias its own.
+        """
+        record = self.registry.find(region, name)
         for key in [k for k in self._configs if k[0] == region and k[1] == name]:
+            q = key[2]
+            if record is not None and (q == LATEST or q in record.versions or q in record.aliases):
+                continue
             del self._configs[key]
             self.db.submit(self._remove, *key)
 
