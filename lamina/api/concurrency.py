@@ -61,7 +61,10 @@ class ConcurrencyAPI:
                     ),
                 },
                 "AccountUsage": {
-                    "TotalCodeSize": sum(r.latest.code.size for r in records),
+                    # Every version's package counts, as on AWS.
+                    "TotalCodeSize": sum(
+                        c.code.size for r in records for c in (r.latest, *r.versions.values())
+                    ),
                     "FunctionCount": len(records),
                 },
             }

@@ -12,7 +12,7 @@ from lamina.errors import (
 )
 
 NAME_RE = re.compile(r"[a-zA-Z0-9\-_]{1,64}")
-QUALIFIER_RE = re.compile(r"\$LATEST|[a-zA-Z0-9\-_$]{1,128}")
+QUALIFIER_RE = re.compile(r"\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9\-_$]{1,128}")
 _FULL_RE = re.compile(
     r"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
     r"(?:(?P<account>\d{12}):)?"
@@ -49,7 +49,9 @@ def parse_function_ref(value: str, *, allow_qualifier: bool = True) -> FunctionR
         )
     if m["qualifier"] is not None and not allow_qualifier:
         raise InvalidParameterValueException(
-            "Unsupported function name: a qualifier is not allowed here."
+            "This operation is permitted on Lambda functions only. Aliases and versions do not "
+            "support this operation. Please specify either a function name or an unqualified "
+            "function ARN."
         )
     return FunctionRef(m["name"], m["qualifier"], m["region"], m["account"])
 
@@ -76,6 +78,7 @@ def check_scope(ref: FunctionRef, region: str, account_id: str) -> None:
 
 
 def check_qualifier(qualifier: str) -> None:
+    """A Qualifier outside Lambda's pattern is a ValidationException (it names nothing)."""
     if len(qualifier) > 128 or not QUALIFIER_RE.fullmatch(qualifier):
         raise ValidationException(
             f"1 validation error detected: Value '{qualifier}' at 'qualifier' failed to satisfy "

@@ -38,6 +38,6 @@ def _encode_marker(key: str) -> str:
 
 def _decode_marker(marker: str) -> str:
     try:
-        return base64.urlsafe_b64decode(marker.encode()).decode()
+        return base64.b64decode(marker.encode(), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidParameterValueException(f"Invalid marker: {marker}") from exc

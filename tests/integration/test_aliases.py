@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import CreateFunction
+from tests.integration.conftest import CreateFunction, client_for
 from tests.integration.test_versions import arn, make, run, update_code
 
 
@@ -128,3 +128,118 @@ def test_list_aliases(lambda_client: Any, create_function: CreateFunction) -> No
         for a in page["Aliases"]
     ]
     assert names == ["a", "b", "c", "d", "e"]
+
+
+# -- Weighted routing -------------------------------------------------------------------------
+
+
+def test_weighted_alias_splits_invocations(
+    lambda_client: Any, create_function: CreateFunction
+) -> None:
+    """Version 2 gets weight 0.3: over N calls its count is Binomial(N, 0.3).
+
+    The bounds are 6 standard deviations either side of the mean (a false failure has a
+    probability of about 2e-9), so the test checks the split without being able to flake.
+    """
+    name = published(lambda_client, create_function, 2)
+    weight, calls = 0.3, 400
+    alias = lambda_client.create_alias(
+        FunctionName=name,
+        Name="canary",
+        FunctionVersion="1",
+        RoutingConfig={"AdditionalVersionWeights": {"2": weight}},
+    )
+    assert alias["RoutingConfig"] == {"AdditionalVersionWeights": {"2": weight}}
+    counts = {"1": 0, "2": 0}
+    for _ in range(calls):
+        resp, body = run(lambda_client, name, Qualifier="canary")
+        version = resp["ExecutedVersion"]
+        counts[version] += 1
+        # The version that ran is the one reported, and the function saw the alias ARN.
+        assert body["version"] == version
+        assert body["tag"] == f"v{version}"
+        assert body["arn"] == arn(name) + ":canary"
+    mean = calls * weight
+    sd = (calls * weight * (1 - weight)) ** 0.5
+    assert mean - 6 * sd <= counts["2"] <= mean + 6 * sd, counts
+    assert counts["1"] + counts["2"] == calls
+
+    # Weight 0 never runs the additional version; removing the split leaves the primary.
+    lambda_client.update_alias(
+        FunctionName=name, Name="canary", RoutingConfig={"AdditionalVersionWeights": {"2": 0.0}}
+    )
+    assert {
+        run(lambda_client, name, Qualifier="canary")[0]["ExecutedVersion"] for _ in range(20)
+    } == {"1"}
+    # Weight 1 always runs it.
+    lambda_client.update_alias(
+        FunctionName=name, Name="canary", RoutingConfig={"AdditionalVersionWeights": {"2": 1.0}}
+    )
+    assert {
+        run(lambda_client, name, Qualifier="canary")[0]["ExecutedVersion"] for _ in range(20)
+    } == {"2"}
+    cleared = lambda_client.update_alias(
+        FunctionName=name, Name="canary", RoutingConfig={"AdditionalVersionWeights": {}}
+    )
+    assert "RoutingConfig" not in cleared
+    assert run(lambda_client, name, Qualifier="canary")[0]["ExecutedVersion"] == "1"
+    # GetFunctionConfiguration through a weighted alias shows the primary version.
+    lambda_client.update_alias(
+        FunctionName=name, Name="canary", RoutingConfig={"AdditionalVersionWeights": {"2": 1.0}}
+    )
+    cfg = lambda_client.get_function_configuration(FunctionName=name, Qualifier="canary")
+    assert cfg["Version"] == "1"
+
+
+def test_routing_validation(
+    lambda_client: Any, create_function: CreateFunction, endpoint: str
+) -> None:
+    name = published(lambda_client, create_function, 3)
+    lambda_client.update_function_configuration(
+        FunctionName=name, Role="arn:aws:iam::000000000000:role/other-role"
+    )
+    lambda_client.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 200}
+    )
+    lambda_client.publish_version(FunctionName=name)  # version 4 runs with another role
+
+    def create(version: str, weights: dict[str, float], client: Any = lambda_client) -> None:
+        client.create_alias(
+            FunctionName=name,
+            Name="split",
+            FunctionVersion=version,
+            RoutingConfig={"AdditionalVersionWeights": weights},
+        )
+
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as err:
+        create("1", {"2": 0.1, "3": 0.1})
+    assert "AdditionalVersionWeights cannot be greater than 1" in str(err.value)
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as err:
+        create("1", {"1": 0.5})
+    assert "Function version 1 is already included in routing configuration" in str(err.value)
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as err:
+        create("$LATEST", {"1": 0.5})
+    assert "$LATEST is not supported for an alias pointing to more than 1 version" in str(err.value)
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        create("1", {"8": 0.5})
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as err:
+        create("1", {"4": 0.5})
+    assert "same execution role" in str(err.value)
+    unchecked = client_for(endpoint, parameter_validation=False)
+    for weights in ({"2": 1.5}, {"2": -0.1}, {"latest": 0.5}):
+        with pytest.raises(unchecked.exceptions.ClientError) as err:
+            create("1", weights, unchecked)
+        assert err.value.response["Error"]["Code"] == "ValidationException"
+    # Updates are checked against the alias as it would become.
+    lambda_client.create_alias(
+        FunctionName=name,
+        Name="split",
+        FunctionVersion="1",
+        RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}},
+    )
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):
+        lambda_client.update_alias(FunctionName=name, Name="split", FunctionVersion="2")
+    with pytest.raises(lambda_client.exceptions.ResourceConflictException) as err:
+        lambda_client.delete_function(FunctionName=name, Qualifier="2")
+    assert "[split]" in str(err.value)
+    assert lambda_client.get_alias(FunctionName=name, Name="split")["FunctionVersion"] == "1"
