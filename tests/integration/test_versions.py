@@ -13,6 +13,7 @@ from tests.integration.conftest import (
     invoke_json,
     make_zip,
 )
+from tests.integration.test_lifecycle import environment_pids, wait_until
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -34,7 +35,8 @@ def tagged_zip(tag: str) -> bytes:
                 "def handler(event, context):\n"
                 "    return {'tag': TAG, 'version': context.function_version,\n"
                 "            'arn': context.invoked_function_arn, 'pid': INSTANCE,\n"
-                "            'env': os.environ.get('COLOUR')}\n"
+                "            'env': os.environ.get('COLOUR'),\n"
+                "            'stream': context.log_stream_name}\n"
             )
         }
     )
@@ -315,3 +317,47 @@ def test_environments_are_per_version(lambda_client: Any, create_function: Creat
     v2 = run(lambda_client, name, Qualifier="2")[1]
     assert v2["tag"] == "second"
     assert json.dumps(v2["version"]) == '"2"'
+
+
+def test_updates_and_deletes_retire_only_their_version(
+    lambda_client: Any, create_function: CreateFunction
+) -> None:
+    name = make(create_function, "one")
+    lambda_client.publish_version(FunctionName=name)
+    update_code(lambda_client, name, "two")
+    lambda_client.publish_version(FunctionName=name)
+    streams = {q: run(lambda_client, name, Qualifier=q)[1]["stream"] for q in ("$LATEST", "1", "2")}
+    assert "[1]" in streams["1"] and "[2]" in streams["2"] and "[$LATEST]" in streams["$LATEST"]
+    assert all(environment_pids(s) for s in streams.values())
+
+    lambda_client.update_function_configuration(FunctionName=name, Timeout=9)
+    settle(lambda_client, name)
+    assert wait_until(lambda: not environment_pids(streams["$LATEST"]))
+    assert environment_pids(streams["1"]) and environment_pids(streams["2"])
+
+    lambda_client.delete_function(FunctionName=name, Qualifier="1")
+    assert wait_until(lambda: not environment_pids(streams["1"]))
+    assert environment_pids(streams["2"])
+    assert run(lambda_client, name, Qualifier="2")[1]["stream"] == streams["2"]  # still warm
+
+    lambda_client.delete_function(FunctionName=name)
+    assert wait_until(lambda: not environment_pids(streams["2"]))
+
+
+def test_reserved_concurrency_is_per_function(
+    lambda_client: Any, create_function: CreateFunction
+) -> None:
+    name = make(create_function)
+    lambda_client.publish_version(FunctionName=name)
+    lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as err:
+        lambda_client.put_function_concurrency(
+            FunctionName=f"{name}:1", ReservedConcurrentExecutions=1
+        )
+    assert "Aliases and versions do not support this operation" in str(err.value)
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    for qualifier in ("$LATEST", "1", "live"):
+        with pytest.raises(lambda_client.exceptions.TooManyRequestsException):
+            lambda_client.invoke(FunctionName=name, Qualifier=qualifier, Payload=b"{}")
+    lambda_client.delete_function_concurrency(FunctionName=name)
+    assert run(lambda_client, name, Qualifier="live")[0]["ExecutedVersion"] == "1"
