@@ -119,7 +119,7 @@ def _flag(body: dict[str, Any], member: str) -> bool:
     return value
 
 
-def _list_entry(cfg: FunctionConfig, *, qualified: bool = False) -> dict[str, Any]:
+def list_entry(cfg: FunctionConfig, *, qualified: bool = False) -> dict[str, Any]:
     out = function_configuration(cfg, qualified=qualified)
     for key in _NOT_LISTED:
         out.pop(key, None)
@@ -256,7 +256,7 @@ class FunctionsAPI:
         )
         # With FunctionVersion=ALL every entry, $LATEST's too, carries its qualified ARN.
         out: dict[str, Any] = {
-            "Functions": [_list_entry(c, qualified=version == "ALL") for c in configs]
+            "Functions": [list_entry(c, qualified=version == "ALL") for c in configs]
         }
         if marker:
             out["NextMarker"] = marker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lamina.api.functions import list_limit
+from lamina.api.functions import list_entry, list_limit
 from lamina.api.http import Request, Response, Router, json_response
 from lamina.api.wire import function_configuration
 from lamina.control import validation
@@ -45,10 +45,8 @@ class VersionsAPI:
         configs, marker = self.registry.list_versions(
             req.region, ref, req.query_one("Marker"), list_limit(req)
         )
-        # Every entry carries its qualified ARN, $LATEST's too.
-        out: dict[str, Any] = {
-            "Versions": [function_configuration(c, qualified=True) for c in configs]
-        }
+        # Every entry carries its qualified ARN, $LATEST's too; like ListFunctions, no states.
+        out: dict[str, Any] = {"Versions": [list_entry(c, qualified=True) for c in configs]}
         if marker:
             out["NextMarker"] = marker
         return json_response(out)

@@ -67,7 +67,14 @@ def run(lambda_client: Any, name: str, **kwargs: Any) -> tuple[dict[str, Any], A
 def test_publish_snapshots_latest(lambda_client: Any, create_function: CreateFunction) -> None:
     name = make(create_function, Description="the function")
     latest = lambda_client.get_function_configuration(FunctionName=name)
+    usage = lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
     v1 = lambda_client.publish_version(FunctionName=name, Description="first")
+    # Every version's package counts towards the account's code size, as on AWS.
+    after = lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
+    assert after == usage + v1["CodeSize"]
+    # Publishing is a change of the function: $LATEST gets a new RevisionId.
+    bumped = lambda_client.get_function_configuration(FunctionName=name)["RevisionId"]
+    assert bumped != latest["RevisionId"]
     assert v1["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert v1["Version"] == "1"
     assert v1["FunctionArn"] == arn(name) + ":1"
@@ -159,6 +166,7 @@ def test_list_versions_pages(lambda_client: Any, create_function: CreateFunction
     assert [v["Version"] for v in first["Versions"]] == ["$LATEST", "1"]
     assert first["Versions"][0]["FunctionArn"] == arn(name) + ":$LATEST"
     assert first["Versions"][1]["FunctionArn"] == arn(name) + ":1"
+    assert "State" not in first["Versions"][1]  # list entries leave the states out, as AWS
     second = lambda_client.list_versions_by_function(
         FunctionName=name, MaxItems=2, Marker=first["NextMarker"]
     )
