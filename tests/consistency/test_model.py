@@ -229,9 +229,60 @@ def test_function_responses_are_model_members(endpoint: str) -> None:
     call(endpoint, "DeleteFunction", FunctionName="m2")
 
 
+def test_version_and_alias_responses_are_model_members(endpoint: str) -> None:
+    name = "model-versions"
+    call(
+        endpoint,
+        "CreateFunction",
+        {
+            "FunctionName": name,
+            "Runtime": PYTHON_RUNTIME,
+            "Role": ROLE,
+            "Handler": "echo.handler",
+            "Code": {"ZipFile": base64.b64encode(function_zip("echo")).decode()},
+            "Publish": True,
+        },
+    )
+    call(endpoint, "UpdateFunctionConfiguration", {"Timeout": 9}, FunctionName=name)
+    v2 = call(endpoint, "PublishVersion", {"Description": "two"}, FunctionName=name)
+    assert v2["Version"] == "2"
+    call(endpoint, "ListVersionsByFunction", FunctionName=name)
+    call(endpoint, "ListVersionsByFunction", FunctionName=name, _query="?MaxItems=1")
+    call(endpoint, "GetFunctionConfiguration", FunctionName=name, _query="?Qualifier=2")
+    alias = call(
+        endpoint,
+        "CreateAlias",
+        {
+            "Name": "live",
+            "FunctionVersion": "1",
+            "Description": "d",
+            "RoutingConfig": {"AdditionalVersionWeights": {"2": 0.5}},
+        },
+        FunctionName=name,
+    )
+    assert alias["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.5}}
+    call(endpoint, "GetAlias", FunctionName=name, Name="live")
+    call(endpoint, "GetFunction", FunctionName=name, _query="?Qualifier=live")
+    call(
+        endpoint,
+        "UpdateAlias",
+        {"FunctionVersion": "2", "RoutingConfig": {}},
+        FunctionName=name,
+        Name="live",
+    )
+    call(endpoint, "ListAliases", FunctionName=name)
+    call(endpoint, "ListAliases", FunctionName=name, _query="?FunctionVersion=2&MaxItems=1")
+    call(endpoint, "ListFunctions", _query="?FunctionVersion=ALL")
+    call(endpoint, "DeleteAlias", FunctionName=name, Name="live")
+    call(endpoint, "DeleteFunction", FunctionName=name, _query="?Qualifier=1")
+    call(endpoint, "DeleteFunction", FunctionName=name)
+
+
 def test_error_bodies_are_model_members(endpoint: str) -> None:
     cases = [
         ("GET", "/2015-03-31/functions/missing", None),
+        ("GET", "/2015-03-31/functions/missing/aliases/live", None),
+        ("POST", "/2015-03-31/functions/missing/versions", None),
         ("POST", "/2015-03-31/functions", b"{"),
         ("POST", "/2015-03-31/functions", b'{"FunctionName": "x", "Timeout": 0}'),
         ("GET", "/2015-03-31/functions/a%20b", None),
@@ -260,9 +311,17 @@ def test_routes_cover_the_tier1_operations(endpoint: str) -> None:
         "GetFunctionConcurrency",
         "DeleteFunctionConcurrency",
         "GetAccountSettings",
+        "PublishVersion",
+        "ListVersionsByFunction",
+        "CreateAlias",
+        "GetAlias",
+        "UpdateAlias",
+        "DeleteAlias",
+        "ListAliases",
     ):
         http = MODEL.operation_model(operation).http
         path = http["requestUri"].replace("{FunctionName}", "no-such-fn")
+        path = path.replace("{Name}", "live")
         status, headers, _ = raw(endpoint, http["method"], path, b"{}")
         assert headers.get("x-amzn-errortype") != "UnknownOperationException", operation
         assert status < 500, operation
