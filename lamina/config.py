@@ -48,6 +48,12 @@ class Settings:
         default_factory=lambda: int(os.environ.get("LAMINA_ASYNC_CONCURRENCY", "32"))
     )
 
+    # Scheduled rules: a test-only speed-up of rate schedules (60: `rate(1 minute)` runs every
+    # second). Cron schedules always follow the real clock.
+    schedule_time_scale: float = field(
+        default_factory=lambda: float(os.environ.get("LAMINA_SCHEDULE_TIME_SCALE", "1"))
+    )
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "lamina.db"

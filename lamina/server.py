@@ -21,6 +21,8 @@ from lamina.api.aliases import AliasesAPI
 from lamina.api.app import LaminaApp
 from lamina.api.concurrency import ConcurrencyAPI
 from lamina.api.event_invoke_config import EventInvokeConfigAPI
+from lamina.api.events import TARGET as EVENTS_TARGET
+from lamina.api.events import EventsAPI
 from lamina.api.functions import FunctionsAPI
 from lamina.api.http import Router
 from lamina.api.invoke import InvokeAPI
@@ -35,7 +37,7 @@ from lamina.control.registry import Registry
 from lamina.control.store import SqlFunctionStore
 from lamina.db import Database, sqlite_url
 from lamina.invoke.admission import Admission
-from lamina.invoke.async_queue import SqlAsyncQueue
+from lamina.invoke.async_queue import SqlAsyncQueue, now_ms
 from lamina.invoke.async_worker import AsyncWorker
 from lamina.invoke.destinations import Destinations
 from lamina.invoke.dispatcher import Dispatcher
@@ -45,6 +47,8 @@ from lamina.queues import Queues
 from lamina.runtime.pool import Pool
 from lamina.runtime.runtimes import catalog
 from lamina.sandbox import choose as choose_sandbox
+from lamina.triggers.rules import Rules
+from lamina.triggers.scheduler import Scheduler
 
 log = logging.getLogger("lamina")
 
@@ -62,6 +66,8 @@ class Lamina:
     queues: Queues | None = None
     event_configs: EventInvokeConfigs | None = None
     async_worker: AsyncWorker | None = None
+    rules: Rules | None = None
+    scheduler: Scheduler | None = None
 
     async def startup(self) -> None:
         await self.registry.load()
@@ -73,6 +79,9 @@ class Lamina:
             await self.queues.start()
         if self.async_worker is not None:
             await self.async_worker.start()
+        if self.rules is not None and self.scheduler is not None:
+            await self.rules.load()
+            await self.scheduler.start()  # runs that fell due while Lamina was down fire now
         _host, _port = self.endpoint.removeprefix("http://").rsplit(":", 1)
         print(f"Lamina is listening on {self.endpoint}", flush=True)
         print(f"  data dir: {self.settings.data_dir}", flush=True)
@@ -86,6 +95,8 @@ class Lamina:
         )
 
     async def shutdown(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.async_worker is not None:
             await self.async_worker.stop()  # what it ran is given back and runs after a restart
         if self.queues is not None:
@@ -143,6 +154,16 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         concurrency=settings.async_concurrency,
         retry_base_s=settings.async_retry_base_s,
     )
+    async_queue = async_worker.queue
+    rules = Rules(
+        db,
+        account_id=settings.account_id,
+        clock_ms=now_ms,
+        time_scale=settings.schedule_time_scale,
+    )
+    scheduler = Scheduler(
+        rules, async_queue, registry, account_id=settings.account_id, clock_ms=now_ms
+    )
     router = Router()
     FunctionsAPI(registry, code).mount(router)
     VersionsAPI(registry).mount(router)
@@ -153,8 +174,10 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     app = LaminaApp(router, default_region=settings.region)
     app.targets[LOGS_TARGET] = LogsAPI(logs, settings.account_id)
     app.targets[SQS_TARGET] = SqsAPI(queues, settings.account_id)
+    app.targets[EVENTS_TARGET] = EventsAPI(rules)
     lamina = Lamina(settings, endpoint, db, registry, pool, logs, dispatcher, app)
     lamina.queues, lamina.event_configs, lamina.async_worker = queues, event_configs, async_worker
+    lamina.rules, lamina.scheduler = rules, scheduler
     app.startup.append(lamina.startup)
     app.shutdown.append(lamina.shutdown)
     return lamina

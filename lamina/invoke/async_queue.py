@@ -111,6 +111,13 @@ class AsyncQueue(Protocol):
         """Return once the event is durable."""
         ...
 
+    async def enqueue_with(
+        self, record: Callable[[Connection], Sequence[NewEvent] | None]
+    ) -> list[NewEvent] | None:
+        """Run `record` and insert the events it returns in one transaction (a trigger records
+        that it fired together with what it enqueued); None from `record` writes nothing more."""
+        ...
+
     async def lease(self, limit: int) -> tuple[list[AsyncEvent], int | None]:
         """Lease up to `limit` due events; also when (epoch ms) the next one falls due."""
         ...
@@ -334,6 +341,24 @@ class SqlAsyncQueue:
         self._depth += 1
         if self.on_enqueue is not None:
             self.on_enqueue()
+
+    async def enqueue_with(
+        self, record: Callable[[Connection], Sequence[NewEvent] | None]
+    ) -> list[NewEvent] | None:
+        def op(conn: Connection) -> list[NewEvent] | None:
+            events = record(conn)
+            if events is None:
+                return None
+            if events:
+                conn.execute(async_events.insert(), [_insert_values(e) for e in events])
+            return list(events)
+
+        added = await self._commit.run(op)
+        if added:
+            self._depth += len(added)
+            if self.on_enqueue is not None:
+                self.on_enqueue()
+        return added
 
     async def lease(self, limit: int) -> tuple[list[AsyncEvent], int | None]:
         def op(conn: Connection) -> tuple[list[AsyncEvent], int | None]:

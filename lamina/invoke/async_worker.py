@@ -76,6 +76,20 @@ def throttle_delay_s(throttles: int, jitter: float = 1.0) -> float:
     return float(min(THROTTLE_BASE_S * 2.0 ** (throttles - 1), THROTTLE_MAX_S) * jitter)
 
 
+def new_event(
+    cfg: FunctionConfig, qualifier: str | None, payload: bytes, *, request_id: str
+) -> NewEvent:
+    """The queue row of an Event invocation of `cfg` (as submitted, or by a trigger)."""
+    return NewEvent(
+        request_id=request_id,
+        region=cfg.region,
+        function_name=cfg.name,
+        qualifier=qualifier,
+        payload=payload,
+        lease_s=lease_for(cfg.timeout_s),
+    )
+
+
 class AsyncWorker:
     def __init__(
         self,
@@ -115,16 +129,7 @@ class AsyncWorker:
         self, cfg: FunctionConfig, qualifier: str | None, payload: bytes, *, request_id: str
     ) -> None:
         """Accept an Event invocation: returns once it is durable (then the caller sends 202)."""
-        await self.queue.enqueue(
-            NewEvent(
-                request_id=request_id,
-                region=cfg.region,
-                function_name=cfg.name,
-                qualifier=qualifier,
-                payload=payload,
-                lease_s=lease_for(cfg.timeout_s),
-            )
-        )
+        await self.queue.enqueue(new_event(cfg, qualifier, payload, request_id=request_id))
 
     # -- lifecycle -------------------------------------------------------------------------------
 
