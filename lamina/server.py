@@ -162,7 +162,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         time_scale=settings.schedule_time_scale,
     )
     scheduler = Scheduler(
-        rules, async_queue, registry, account_id=settings.account_id, clock_ms=now_ms
+        rules, async_queue, registry.resolve, account_id=settings.account_id, clock_ms=now_ms
     )
     router = Router()
     FunctionsAPI(registry, code).mount(router)

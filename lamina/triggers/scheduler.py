@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from lamina.control.names import parse_function_ref
-from lamina.control.registry import Registry
+from lamina.control.model import FunctionConfig
+from lamina.control.names import FunctionRef, parse_function_ref
 from lamina.errors import LambdaError
 from lamina.invoke.async_queue import AsyncQueue, NewEvent
 from lamina.invoke.async_worker import new_event
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 30.0  # re-check at least this often (a safety net; changes wake the loop)
 ERROR_PAUSE_S = 1.0
+Resolve = Callable[[str, FunctionRef, str | None], FunctionConfig]  # Registry.resolve
 _PATH_STEP_RE = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]")
 
 
@@ -81,14 +82,14 @@ class Scheduler:
         self,
         rules: Rules,
         queue: AsyncQueue,
-        registry: Registry,
+        resolve: Resolve,
         *,
         account_id: str,
         clock_ms: Callable[[], int],
     ) -> None:
         self.rules = rules
         self.queue = queue
-        self.registry = registry
+        self.resolve = resolve
         self.account_id = account_id
         self.clock_ms = clock_ms
         self._wake = asyncio.Event()
@@ -173,7 +174,7 @@ class Scheduler:
             ref = parse_function_ref(arn)
             if (ref.region or rule.region) != rule.region:
                 raise LambdaError(f"{arn} is in another region")
-            cfg = self.registry.resolve(rule.region, ref, None)
+            cfg = self.resolve(rule.region, ref, None)
         except LambdaError as exc:
             log.warning("rule %s: target %s not invoked: %s", rule.name, target["Id"], exc)
             return None
