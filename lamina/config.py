@@ -54,6 +54,11 @@ class Settings:
         default_factory=lambda: float(os.environ.get("LAMINA_SCHEDULE_TIME_SCALE", "1"))
     )
 
+    # Object events: how long a changed file must stay unchanged before it counts as complete.
+    object_settle_s: float = field(
+        default_factory=lambda: float(os.environ.get("LAMINA_OBJECT_SETTLE", "1.0"))
+    )
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "lamina.db"

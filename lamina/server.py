@@ -19,6 +19,7 @@ import uvicorn
 
 from lamina.api.aliases import AliasesAPI
 from lamina.api.app import LaminaApp
+from lamina.api.buckets import BucketsAPI
 from lamina.api.concurrency import ConcurrencyAPI
 from lamina.api.event_invoke_config import EventInvokeConfigAPI
 from lamina.api.events import TARGET as EVENTS_TARGET
@@ -47,6 +48,8 @@ from lamina.queues import Queues
 from lamina.runtime.pool import Pool
 from lamina.runtime.runtimes import catalog
 from lamina.sandbox import choose as choose_sandbox
+from lamina.triggers.buckets import Buckets
+from lamina.triggers.object_events import ObjectEvents
 from lamina.triggers.rules import Rules
 from lamina.triggers.scheduler import Scheduler
 
@@ -68,6 +71,8 @@ class Lamina:
     async_worker: AsyncWorker | None = None
     rules: Rules | None = None
     scheduler: Scheduler | None = None
+    buckets: Buckets | None = None
+    object_events: ObjectEvents | None = None
 
     async def startup(self) -> None:
         await self.registry.load()
@@ -82,6 +87,9 @@ class Lamina:
         if self.rules is not None and self.scheduler is not None:
             await self.rules.load()
             await self.scheduler.start()  # runs that fell due while Lamina was down fire now
+        if self.buckets is not None and self.object_events is not None:
+            await self.buckets.load()
+            await self.object_events.start()  # files changed while Lamina was down count now
         _host, _port = self.endpoint.removeprefix("http://").rsplit(":", 1)
         print(f"Lamina is listening on {self.endpoint}", flush=True)
         print(f"  data dir: {self.settings.data_dir}", flush=True)
@@ -97,6 +105,8 @@ class Lamina:
     async def shutdown(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.object_events is not None:
+            await self.object_events.stop()
         if self.async_worker is not None:
             await self.async_worker.stop()  # what it ran is given back and runs after a restart
         if self.queues is not None:
@@ -164,7 +174,16 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     scheduler = Scheduler(
         rules, async_queue, registry.resolve, account_id=settings.account_id, clock_ms=now_ms
     )
+    buckets = Buckets(db, registry.resolve, hidden=[settings.data_dir])
+    object_events = ObjectEvents(
+        buckets,
+        async_queue,
+        registry.resolve,
+        settle_s=settings.object_settle_s,
+        clock_ms=now_ms,
+    )
     router = Router()
+    BucketsAPI(buckets).mount(router)
     FunctionsAPI(registry, code).mount(router)
     VersionsAPI(registry).mount(router)
     AliasesAPI(registry).mount(router)
@@ -178,6 +197,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     lamina = Lamina(settings, endpoint, db, registry, pool, logs, dispatcher, app)
     lamina.queues, lamina.event_configs, lamina.async_worker = queues, event_configs, async_worker
     lamina.rules, lamina.scheduler = rules, scheduler
+    lamina.buckets, lamina.object_events = buckets, object_events
     app.startup.append(lamina.startup)
     app.shutdown.append(lamina.shutdown)
     return lamina
