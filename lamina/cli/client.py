@@ -61,3 +61,34 @@ def api_errors(fn: F) -> F:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def lamina_request(endpoint: str, method: str, path: str, body: Any = None) -> Any:
+    """Call one of Lamina's own REST routes (not an AWS API): JSON in, JSON out."""
+    import json
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        endpoint.rstrip("/") + quote(path),
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        kind = exc.headers.get("x-amzn-ErrorType", f"HTTP {exc.code}")
+        try:
+            message = json.loads(exc.read()).get("message", "")
+        except ValueError:
+            message = exc.reason
+        raise click.ClickException(f"{kind}: {message}") from exc
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot reach Lamina at {endpoint} (is `lamina server` running?)"
+        ) from exc
+    return json.loads(raw) if raw else None

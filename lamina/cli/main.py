@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 
+from lamina.cli.buckets import buckets
 from lamina.cli.doctor import doctor
 from lamina.cli.functions import delete, deploy, functions, invoke
 from lamina.cli.logs import logs
+from lamina.cli.schedules import schedules
 from lamina.config import DEFAULT_PORT, Settings, default_data_dir
 
 
@@ -168,6 +170,8 @@ cli.add_command(invoke)
 cli.add_command(delete)
 cli.add_command(logs)
 cli.add_command(doctor)
+cli.add_command(buckets)
+cli.add_command(schedules)
 
 
 def main() -> None:
