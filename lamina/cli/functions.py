@@ -89,6 +89,12 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--role", default=DEFAULT_ROLE, show_default=True)
 @click.option("--description")
+@click.option("--publish", is_flag=True, help="Publish a version of what was deployed.")
+@click.option(
+    "--alias",
+    metavar="ALIAS",
+    help="Publish a version and point ALIAS at it (created if missing).",
+)
 @endpoint_option
 @api_errors
 def deploy(
@@ -101,9 +107,15 @@ def deploy(
     env_pairs: tuple[str, ...],
     role: str,
     description: str | None,
+    publish: bool,
+    alias: str | None,
     endpoint: str,
 ) -> None:
-    """Create or update function NAME from PATH (a folder or a zip)."""
+    """Create or update function NAME from PATH (a folder or a zip).
+
+    With --publish or --alias the result is also published as a version (an unchanged
+    function keeps its newest version), and --alias moves that alias to it.
+    """
     lam = client("lambda", endpoint)
     code = pack(path)
     config: dict[str, Any] = {"Handler": handler, "Runtime": runtime, "Role": role}
@@ -131,6 +143,19 @@ def deploy(
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
         verb = "created"
     click.echo(f"{verb} {cfg['FunctionArn']} ({len(code)} bytes, sha256 {cfg['CodeSha256']})")
+    if publish or alias:
+        version = lam.publish_version(FunctionName=name)["Version"]
+        click.echo(f"published version {version}")
+        if alias:
+            _point_alias(lam, name, alias, version)
+            click.echo(f"alias {alias} -> {version}")
+
+
+def _point_alias(lam: Any, name: str, alias: str, version: str) -> None:
+    try:
+        lam.update_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+    except lam.exceptions.ResourceNotFoundException:
+        lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
 
 
 @click.command()

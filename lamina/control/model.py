@@ -6,7 +6,7 @@ import datetime as _dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 LATEST = "$LATEST"
 
@@ -14,6 +14,14 @@ LATEST = "$LATEST"
 def is_version_number(qualifier: str) -> bool:
     """A published version's qualifier: digits only (alias names may not be all digits)."""
     return qualifier.isascii() and qualifier.isdigit()
+
+
+def qualifier_kind(qualifier: str | None) -> Literal["latest", "version", "alias"]:
+    """What a qualifier names by its form alone: None and `$LATEST` -> "latest", digits ->
+    "version", anything else -> "alias" (whether it exists is the registry's question)."""
+    if qualifier is None or qualifier == LATEST:
+        return "latest"
+    return "version" if is_version_number(qualifier) else "alias"
 
 
 def now_lambda_timestamp() -> str:

@@ -21,7 +21,7 @@ The API other parts build on (all reads are synchronous, from memory, raise Lamb
   and the API do.
 
 Qualifiers: None or `$LATEST` -> $LATEST; digits -> that published version; anything else ->
-an alias. Published versions are immutable snapshots (frozen FunctionConfigs with `version` "1",
+an alias (`model.qualifier_kind` tells them apart by form). Published versions are immutable snapshots (frozen FunctionConfigs with `version` "1",
 "2", ...); an alias always points at versions that exist (deleting one it uses is refused).
 """
 

@@ -89,6 +89,20 @@ def test_deploy_list_invoke_delete(lamina_cli: Run, fname: str, tmp_path: Path) 
     assert "ResourceNotFoundException" in gone.stderr
 
 
+def test_deploy_publishes_and_moves_an_alias(lamina_cli: Run, fname: str, tmp_path: Path) -> None:
+    package = tmp_path / "v1.zip"
+    package.write_bytes(make_zip({"app.py": APP_V1}))
+    out = lamina_cli("deploy", fname, str(package), "--alias", "live").stdout.splitlines()
+    assert out[1:] == ["published version 1", "alias live -> 1"]
+    package.write_bytes(make_zip({"app.py": APP_V2}))
+    out = lamina_cli("deploy", fname, str(package), "--publish").stdout.splitlines()
+    assert out[1:] == ["published version 2"]
+    assert json.loads(lamina_cli("invoke", fname, "--qualifier", "live").stdout)["v"] == 1
+    out = lamina_cli("deploy", fname, str(package), "--alias", "live").stdout.splitlines()
+    assert out[1:] == ["published version 2", "alias live -> 2"]  # unchanged: no version 3
+    assert json.loads(lamina_cli("invoke", fname, "--qualifier", "live").stdout)["v"] == 2
+
+
 def test_deploy_zip_creates(lamina_cli: Run, fname: str, tmp_path: Path) -> None:
     package = tmp_path / "fn.zip"
     package.write_bytes(make_zip({"main.py": APP_V2}))

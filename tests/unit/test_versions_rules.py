@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lamina.control import aliases as rules
-from lamina.control.model import Alias, is_version_number
+from lamina.control.model import Alias, is_version_number, qualifier_kind
 from lamina.control.paging import page
 from lamina.errors import InvalidParameterValueException, ValidationException
 
@@ -65,6 +65,8 @@ def test_names_and_versions() -> None:
     assert is_version_number("10")
     assert not is_version_number("$LATEST")
     assert not is_version_number("live")
+    kinds = [qualifier_kind(q) for q in (None, "$LATEST", "3", "live", "v1")]
+    assert kinds == ["latest", "latest", "version", "alias", "alias"]
     assert not is_version_number("\u0661")  # ARABIC-INDIC DIGIT ONE: a digit, not ASCII
 
 
