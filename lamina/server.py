@@ -27,6 +27,7 @@ from lamina.api.events import EventsAPI
 from lamina.api.functions import FunctionsAPI
 from lamina.api.http import Router
 from lamina.api.invoke import InvokeAPI
+from lamina.api.layers import LayersAPI
 from lamina.api.logs import TARGET as LOGS_TARGET
 from lamina.api.logs import LogsAPI
 from lamina.api.sqs import TARGET as SQS_TARGET
@@ -34,6 +35,8 @@ from lamina.api.sqs import SqsAPI
 from lamina.api.versions import VersionsAPI
 from lamina.config import Settings
 from lamina.control.code_store import CodeStore
+from lamina.control.layers import Layers
+from lamina.control.layers_store import SqlLayerStore
 from lamina.control.registry import Registry
 from lamina.control.store import SqlFunctionStore
 from lamina.db import Database, sqlite_url
@@ -132,6 +135,14 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         unreserved_floor=settings.unreserved_floor,
         runtimes=catalog(),
     )
+    layers = Layers(
+        db=db,
+        store=SqlLayerStore(db),
+        code=code,
+        account_id=settings.account_id,
+        runtimes=registry.runtimes,
+    )
+    registry.layers = layers
     logs = LogStore(db)
     sandbox = choose_sandbox(
         settings.sandbox, settings.data_dir / "sandbox", hidden=[settings.data_dir]
@@ -190,6 +201,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     InvokeAPI(dispatcher, async_worker).mount(router)
     EventInvokeConfigAPI(event_configs).mount(router)
     ConcurrencyAPI(registry).mount(router)
+    LayersAPI(layers).mount(router)
     app = LaminaApp(router, default_region=settings.region)
     app.targets[LOGS_TARGET] = LogsAPI(logs, settings.account_id)
     app.targets[SQS_TARGET] = SqsAPI(queues, settings.account_id)
@@ -198,6 +210,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     lamina.queues, lamina.event_configs, lamina.async_worker = queues, event_configs, async_worker
     lamina.rules, lamina.scheduler = rules, scheduler
     lamina.buckets, lamina.object_events = buckets, object_events
+    app.startup.append(layers.load)
     app.startup.append(lamina.startup)
     app.shutdown.append(lamina.shutdown)
     return lamina

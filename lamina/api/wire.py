@@ -59,7 +59,7 @@ def function_configuration(
     if cfg.environment is not None:
         out["Environment"] = {"Variables": dict(cfg.environment)}
     if cfg.layers:
-        out["Layers"] = [{"Arn": arn, "CodeSize": 0} for arn in cfg.layers]
+        out["Layers"] = [{"Arn": ref.arn, "CodeSize": ref.code.size} for ref in cfg.layers]
     if cfg.dead_letter_target:
         out["DeadLetterConfig"] = {"TargetArn": cfg.dead_letter_target}
     for key, value in (

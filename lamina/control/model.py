@@ -45,6 +45,17 @@ class CodeRef:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LayerRef:
+    """A layer version a function uses: its ARN and the content it adds under /opt.
+
+    The content is kept with the function, so that deleting the layer version later does not
+    take anything away from the functions (and published versions) that already use it."""
+
+    arn: str
+    code: CodeRef
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FunctionConfig:
     """One version's configuration: `$LATEST` (replaced on every change) or a published one."""
 
@@ -63,7 +74,7 @@ class FunctionConfig:
     environment: dict[str, str] | None = None
     architectures: tuple[str, ...] = ("x86_64",)
     package_type: str = "Zip"
-    layers: tuple[str, ...] = ()
+    layers: tuple[LayerRef, ...] = ()
     tracing_mode: str = "PassThrough"
     dead_letter_target: str | None = None
     log_format: str = "Text"

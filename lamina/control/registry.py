@@ -37,11 +37,14 @@ from typing import Any
 from lamina.control import aliases as alias_rules
 from lamina.control import validation
 from lamina.control.code_store import CodeStore
+from lamina.control.layers import Layers, check_unzipped_size
 from lamina.control.model import (
     LATEST,
     Alias,
+    CodeRef,
     FunctionConfig,
     FunctionRecord,
+    LayerRef,
     Target,
     is_version_number,
     new_revision_id,
@@ -93,6 +96,7 @@ class Registry:
         self.runtimes = runtimes
         self.listeners: list[RetireListener] = []
         self.alias_listeners: list[AliasListener] = []
+        self.layers: Layers | None = None  # resolves `Layers` (wired by server.py)
         self._functions: dict[tuple[str, str], FunctionRecord] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -248,6 +252,7 @@ class Registry:
             raise ResourceConflictException(f"Function already exist: {name}")
         validation.runtime(fields["runtime"], self.runtimes)
         code = await asyncio.to_thread(self.code.put, zip_bytes)
+        fields["layers"] = await self._attach_layers(region, fields.get("layers", ()), code)
         if (region, name) in self._functions:  # created meanwhile by a concurrent call
             raise ResourceConflictException(f"Function already exist: {name}")
         cfg = FunctionConfig(region=region, account_id=self.account_id, code=code, **fields)
@@ -279,6 +284,7 @@ class Registry:
         record = self._updatable(region, ref, revision_id)
         code = await asyncio.to_thread(self.code.put, zip_bytes)
         record = self._updatable(region, ref, revision_id)
+        check_unzipped_size(code, record.latest.layers)
         changes: dict[str, Any] = {"code": code}
         if architectures is not None:
             changes["architectures"] = architectures
@@ -300,6 +306,11 @@ class Registry:
             )
         if "extra" in changes:
             changes["extra"] = {**record.latest.extra, **changes["extra"]}
+        if "layers" in changes:
+            changes["layers"] = await self._attach_layers(
+                region, changes["layers"], record.latest.code
+            )
+            record = self._updatable(region, ref, revision_id)
         return await self._apply_update(record, changes)
 
     async def delete(self, region: str, ref: FunctionRef, qualifier: str | None) -> None:
@@ -495,6 +506,17 @@ class Registry:
         return self.account_concurrency - reserved
 
     # -- internals -------------------------------------------------------------------------------
+
+    async def _attach_layers(
+        self, region: str, arns: tuple[str, ...], code: CodeRef
+    ) -> tuple[LayerRef, ...]:
+        if not arns:
+            return ()
+        if self.layers is None:
+            raise InvalidParameterValueException(f"Layer version {arns[0]} does not exist.")
+        refs = await self.layers.attach(region, arns)
+        check_unzipped_size(code, refs)
+        return refs
 
     def _updatable(self, region: str, ref: FunctionRef, revision_id: str | None) -> FunctionRecord:
         record = self.record(region, ref)

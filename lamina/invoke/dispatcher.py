@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from lamina.control import layers_tree
 from lamina.control.code_store import CodeStore
 from lamina.control.model import FunctionConfig, Target
 from lamina.control.names import FunctionRef
@@ -154,6 +155,7 @@ class Dispatcher:
                 runtime=cfg.runtime,
                 handler=cfg.handler,
                 task_root=self.code.tree_path(cfg.code.sha256_hex),
+                opt_dir=layers_tree.opt_tree_path(self.code, [ref.code for ref in cfg.layers]),
                 memory_mb=cfg.memory_mb,
                 timeout_s=cfg.timeout_s,
                 ephemeral_mb=cfg.ephemeral_mb,

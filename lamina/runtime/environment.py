@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from lamina.runtime.layers_env import layer_variables
 from lamina.runtime.runtime_api import NextEvent, RuntimeAPIServer
 from lamina.runtime.runtimes import BOOTSTRAP_DIR, launch
 from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome
@@ -153,6 +154,7 @@ class Environment:
                     memory_mb=spec.memory_mb,
                     tmp_mb=spec.ephemeral_mb,
                     task_root=spec.task_root,
+                    opt_dir=spec.opt_dir,
                     # a function opts in with its variable LAMINA_NETWORK=isolated
                     network=spec.variables.get("LAMINA_NETWORK", spec.network),
                 )
@@ -556,8 +558,9 @@ class Environment:
     ) -> dict[str, str]:
         spec = self.spec
         task_root = str(spec.task_root)
+        opt = str(spec.opt_dir) if spec.opt_dir is not None else "/opt"
         path = ":".join(
-            p for p in (bin_dir, "/usr/local/bin", "/usr/bin/", "/bin", "/opt/bin") if p
+            p for p in (bin_dir, "/usr/local/bin", "/usr/bin/", "/bin", f"{opt}/bin") if p
         )
         env = dict(spec.variables)  # the function's own come first; the platform's win
         env.update(
@@ -574,7 +577,7 @@ class Environment:
                 "LANG": "en_US.UTF-8",
                 "TZ": ":UTC",
                 "PATH": path,
-                "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{BOOTSTRAP_DIR}:{task_root}:{task_root}/lib:/opt/lib",
+                "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{BOOTSTRAP_DIR}:{task_root}:{task_root}/lib:{opt}/lib",
                 "_HANDLER": spec.handler,
                 "AWS_REGION": spec.region,
                 "AWS_DEFAULT_REGION": spec.region,
@@ -593,6 +596,7 @@ class Environment:
                 "LAMBDA_RUNTIME_DIR": str(BOOTSTRAP_DIR),
             }
         )
+        env.update(layer_variables(spec.runtime, opt, task_root, layered=spec.opt_dir is not None))
         if execution_env:
             env["AWS_EXECUTION_ENV"] = execution_env
         if spec.log_format == "JSON":

@@ -158,8 +158,11 @@ def launch(spec: EnvironmentSpec) -> Launch:
             bin_dir=os.path.dirname(interpreter),
         )
     bin_dir, paths = host_python()
+    bootstrap = spec.task_root / "bootstrap"
+    if spec.opt_dir is not None and not os.path.lexists(bootstrap):
+        bootstrap = spec.opt_dir / "bootstrap"  # a layer may bring the custom runtime
     return Launch(
-        argv=[str(spec.task_root / "bootstrap")],
+        argv=[str(bootstrap)],
         execution_env=None,
         bin_dir=bin_dir,
         read_only_paths=paths,

@@ -17,6 +17,9 @@ class EnvironmentSpec:
     runtime: str
     handler: str
     task_root: Path
+    # The function's layers merged into one tree: read-only at /opt in a sandbox with its own
+    # filesystem view; elsewhere the runtime finds it through _LAMINA_OPT_DIR. None: no layers.
+    opt_dir: Path | None = None
     memory_mb: int
     timeout_s: int
     ephemeral_mb: int

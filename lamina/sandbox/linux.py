@@ -38,6 +38,7 @@ from lamina.sandbox.protocol import SandboxSpec
 log = logging.getLogger(__name__)
 
 TASK_ROOT = "/var/task"
+OPT_DIR = "/opt"
 RELAY = Path(__file__).with_name("relay.py")
 RELAY_PORT = 9001
 RUNTIME_SOCKET = "/run/lamina/runtime.sock"
@@ -395,9 +396,11 @@ class LinuxSandbox:
     ) -> tuple[list[str], dict[str, str], str, list[int]]:
         host = self.host
         task_root = self._task_root(spec)
-        env = {k: v.replace(task_root, TASK_ROOT) for k, v in spec.env.items()}
+        opt = str(spec.opt_dir) if spec.opt_dir is not None else None
+        env = {k: _to_view(v, task_root, opt) for k, v in spec.env.items()}
         argv = [
-            a.replace(task_root, TASK_ROOT) if a.startswith(task_root) else a for a in spec.argv
+            _to_view(a, task_root, opt) if a.startswith((task_root, opt or task_root)) else a
+            for a in spec.argv
         ]
         isolated = spec.network == "isolated"
         args = [
@@ -431,7 +434,7 @@ class LinuxSandbox:
                 "--",
             ]
         under_tmp: list[str] = []  # bound after the private /tmp, which would hide them
-        for path in self._runtime_paths([*relay_argv, *spec.argv], spec, task_root):
+        for path in self._runtime_paths([*relay_argv, *spec.argv], spec, task_root, opt):
             if any(path == b or path.startswith(b + "/") for b in bound):
                 continue
             bound.append(path)
@@ -439,7 +442,9 @@ class LinuxSandbox:
                 under_tmp.append(path)
             else:
                 args += [*_parents(path, made), "--ro-bind", path, path]
-        args += ["--ro-bind", task_root, TASK_ROOT, "--dir", "/opt", "--chdir", TASK_ROOT]
+        args += ["--ro-bind", task_root, TASK_ROOT]
+        args += ["--ro-bind", opt, OPT_DIR] if opt is not None else ["--dir", OPT_DIR]
+        args += ["--chdir", TASK_ROOT]
         env_dir = self.state_dir / env_id
         if host.scratch.kind == "ext4":
             disk = self.scratch.take(spec.tmp_mb)
@@ -494,14 +499,17 @@ class LinuxSandbox:
         # another uid often cannot traverse (a 0700 data dir); the guarantees say so.
         return [*args, *spec.argv], dict(spec.env), str(spec.cwd), []
 
-    def _runtime_paths(self, argv: Sequence[str], spec: SandboxSpec, task_root: str) -> list[str]:
+    def _runtime_paths(
+        self, argv: Sequence[str], spec: SandboxSpec, task_root: str, opt: str | None = None
+    ) -> list[str]:
         """Host paths the runtime needs, bound read-only at the same place (never the data dir)."""
         wanted: list[str] = [str(p) for p in spec.read_only_paths]
+        mapped = (task_root + "/", opt + "/") if opt is not None else (task_root + "/",)
         if argv:
             exe = argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0]) or argv[0]
             for candidate in (exe, os.path.realpath(exe)):
-                if candidate.startswith(task_root + "/"):
-                    continue  # the code itself (a custom runtime's bootstrap): mapped already
+                if candidate.startswith(mapped):
+                    continue  # the code or a layer (a custom runtime's bootstrap): mapped already
                 prefix = os.path.dirname(os.path.dirname(candidate))
                 if prefix not in ("", "/"):
                     wanted.append(prefix)
@@ -524,6 +532,12 @@ class LinuxSandbox:
             if os.path.exists(path):
                 out.append(path)
         return sorted(set(out), key=len)
+
+
+def _to_view(value: str, task_root: str, opt: str | None) -> str:
+    """A host path of the code or the layers as the environment sees it."""
+    value = value.replace(task_root, TASK_ROOT)
+    return value.replace(opt, OPT_DIR) if opt is not None else value
 
 
 def _system_view(etc: Path | None) -> list[str]:

@@ -20,6 +20,9 @@ class SandboxSpec:
     # The function's code: a sandbox with its own filesystem view maps it read-only at
     # /var/task and rewrites this path in argv and env; None: cwd is the task root.
     task_root: Path | None = None
+    # The layers' merged tree: mapped read-only at /opt (and rewritten in argv and env) by a
+    # sandbox with its own filesystem view; None: an empty /opt.
+    opt_dir: Path | None = None
     network: str = "host"  # host | isolated (an empty network namespace)
 
 

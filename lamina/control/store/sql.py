@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lamina.control.model import Alias, CodeRef, FunctionConfig, FunctionRecord
+from lamina.control.model import Alias, CodeRef, FunctionConfig, FunctionRecord, LayerRef
 from lamina.db import Database
 
 metadata = sa.MetaData()
@@ -57,7 +57,9 @@ def config_from_dict(data: dict[str, Any]) -> FunctionConfig:
     data = dict(data)
     data["code"] = CodeRef(**data["code"])
     data["architectures"] = tuple(data["architectures"])
-    data["layers"] = tuple(data["layers"])
+    data["layers"] = tuple(
+        LayerRef(arn=ref["arn"], code=CodeRef(**ref["code"])) for ref in data["layers"]
+    )
     return FunctionConfig(**data)
 
 
