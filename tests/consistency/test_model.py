@@ -152,8 +152,33 @@ def call(endpoint: str, operation: str, data: Any = None, **params: str) -> Any:
     return body
 
 
+def test_layer_responses_are_model_members(endpoint: str) -> None:
+    zipped = base64.b64encode(function_zip("echo")).decode()
+    body = {
+        "Content": {"ZipFile": zipped},
+        "Description": "model",
+        "CompatibleRuntimes": [PYTHON_RUNTIME],
+        "CompatibleArchitectures": ["x86_64", "arm64"],
+        "LicenseInfo": "MIT",
+    }
+    published = call(endpoint, "PublishLayerVersion", body, LayerName="model-layer")
+    number = str(published["Version"])
+    call(endpoint, "GetLayerVersion", LayerName="model-layer", VersionNumber=number)
+    arn = published["LayerVersionArn"].replace(":", "%3A")
+    call(endpoint, "GetLayerVersionByArn", _query=f"?find=LayerVersion&Arn={arn}")
+    call(endpoint, "ListLayers", _query="?CompatibleRuntime=" + PYTHON_RUNTIME)
+    call(endpoint, "ListLayerVersions", LayerName="model-layer", _query="?MaxItems=1")
+    call(endpoint, "DeleteLayerVersion", LayerName="model-layer", VersionNumber=number)
+
+
 def test_function_responses_are_model_members(endpoint: str) -> None:
     name = "model-check"
+    layer = call(
+        endpoint,
+        "PublishLayerVersion",
+        {"Content": {"ZipFile": base64.b64encode(function_zip("echo")).decode()}},
+        LayerName="model-check-layer",
+    )
     create = {
         "FunctionName": name,
         "Runtime": PYTHON_RUNTIME,
@@ -169,7 +194,7 @@ def test_function_responses_are_model_members(endpoint: str) -> None:
         "TracingConfig": {"Mode": "Active"},
         "DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:000000000000:dlq"},
         "LoggingConfig": {"LogFormat": "JSON", "ApplicationLogLevel": "INFO"},
-        "Layers": ["arn:aws:lambda:us-east-1:000000000000:layer:l:1"],
+        "Layers": [layer["LayerVersionArn"]],
         "Tags": {"team": "core"},
         # Stored and echoed without acting on them.
         "VpcConfig": {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
