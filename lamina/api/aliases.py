@@ -11,7 +11,7 @@ from lamina.api.functions import list_limit
 from lamina.api.http import Request, Response, Router, empty, json_response
 from lamina.api.wire import alias_configuration
 from lamina.control import aliases as rules
-from lamina.control import validation
+from lamina.control import listing, validation
 from lamina.control.names import parse_function_ref
 from lamina.control.registry import Registry
 
@@ -80,8 +80,8 @@ class AliasesAPI:
         version = req.query_one("FunctionVersion")
         if version is not None:
             version = rules.function_version(version)
-        found, marker = self.registry.list_aliases(
-            req.region, ref, version, req.query_one("Marker"), list_limit(req)
+        found, marker = listing.aliases_page(
+            self.registry.record(req.region, ref), version, req.query_one("Marker"), list_limit(req)
         )
         out: dict[str, Any] = {"Aliases": [alias_configuration(a) for a in found]}
         if marker:

@@ -11,7 +11,7 @@ from typing import Any
 
 from lamina.api.http import Request, Response, Router, empty, json_response
 from lamina.api.wire import function_configuration
-from lamina.control import validation
+from lamina.control import listing, validation
 from lamina.control.code_store import CodeStore
 from lamina.control.model import FunctionConfig
 from lamina.control.names import NAME_RE, check_scope, merge_qualifier, parse_function_ref
@@ -251,8 +251,11 @@ class FunctionsAPI:
                 f"1 validation error detected: Value '{version}' at 'functionVersion' failed to "
                 "satisfy constraint: Member must satisfy enum value set: [ALL]"
             )
-        configs, marker = self.registry.list_page(
-            req.region, req.query_one("Marker"), limit, all_versions=version == "ALL"
+        configs, marker = listing.functions_page(
+            self.registry.functions(req.region),
+            req.query_one("Marker"),
+            limit,
+            all_versions=version == "ALL",
         )
         # With FunctionVersion=ALL every entry, $LATEST's too, carries its qualified ARN.
         out: dict[str, Any] = {

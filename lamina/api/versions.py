@@ -7,7 +7,7 @@ from typing import Any
 from lamina.api.functions import list_entry, list_limit
 from lamina.api.http import Request, Response, Router, json_response
 from lamina.api.wire import function_configuration
-from lamina.control import validation
+from lamina.control import listing, validation
 from lamina.control.names import parse_function_ref
 from lamina.control.registry import Registry
 
@@ -42,8 +42,8 @@ class VersionsAPI:
 
     async def list(self, req: Request) -> Response:
         ref = parse_function_ref(req.params["name"], allow_qualifier=False)
-        configs, marker = self.registry.list_versions(
-            req.region, ref, req.query_one("Marker"), list_limit(req)
+        configs, marker = listing.versions_page(
+            self.registry.record(req.region, ref), req.query_one("Marker"), list_limit(req)
         )
         # Every entry carries its qualified ARN, $LATEST's too; like ListFunctions, no states.
         out: dict[str, Any] = {"Versions": [list_entry(c, qualified=True) for c in configs]}

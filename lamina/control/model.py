@@ -108,6 +108,26 @@ class FunctionConfig:
         """A copy with `changes` and a new RevisionId (every change of the record gets one)."""
         return replace(self, revision_id=new_revision_id(), **changes)
 
+    def settled(self) -> FunctionConfig:
+        """The record once a create or update has finished: Active, Successful, no reasons."""
+        return self.with_revision(
+            state="Active",
+            state_reason=None,
+            state_reason_code=None,
+            last_update_status="Successful",
+            last_update_status_reason=None,
+            last_update_status_reason_code=None,
+        )
+
+    def published_as(self, number: str, description: str | None) -> FunctionConfig:
+        """The immutable snapshot PublishVersion makes of this ($LATEST) configuration."""
+        return replace(
+            self.settled(),
+            version=number,
+            description=self.description if description is None else description,
+            last_modified=now_lambda_timestamp(),
+        )
+
     def publish_key(self) -> tuple[object, ...]:
         """What PublishVersion compares: code and configuration, not identity, state or times.
 
@@ -210,6 +230,10 @@ class FunctionRecord:
     @property
     def key(self) -> tuple[str, str]:
         return (self.latest.region, self.latest.name)
+
+    def all_versions(self) -> list[FunctionConfig]:
+        """$LATEST, then the published versions in ascending order."""
+        return [self.latest, *self.versions.values()]
 
     def aliases_of(self, version: str) -> list[str]:
         """Names of the aliases that may run `version` (as primary or weighted)."""

@@ -51,7 +51,6 @@ from lamina.control.model import (
     now_lambda_timestamp,
 )
 from lamina.control.names import FunctionRef, check_qualifier, check_scope, merge_qualifier
-from lamina.control.paging import page as _page
 from lamina.control.store import FunctionStore
 from lamina.db import Database
 from lamina.errors import (
@@ -108,7 +107,7 @@ class Registry:
         for record in records:
             cfg = record.latest
             if cfg.state == "Pending" or cfg.last_update_status == "InProgress":
-                record.latest = _settled(cfg)
+                record.latest = FunctionConfig.settled(cfg)
                 await self.db.run(self.store.put, record)
             self._functions[record.key] = record
         log.debug("loaded %d functions", len(records))
@@ -195,49 +194,6 @@ class Registry:
         )
         return Target(record.latest if chosen == LATEST else record.versions[chosen], alias, q)
 
-    def list_page(
-        self, region: str, marker: str | None, max_items: int | None, *, all_versions: bool = False
-    ) -> tuple[list[FunctionConfig], str | None]:
-        """ListFunctions: $LATEST of each function by name, or with `all_versions` every version."""
-        names = sorted(name for (r, name) in self._functions if r == region)
-        if not all_versions:
-            return _page(
-                ((n, self._functions[(region, n)].latest) for n in names), marker, max_items
-            )
-        return _page(
-            (
-                (f"{n}\0{_version_key(c.version)}", c)
-                for n in names
-                for c in _all_versions(self._functions[(region, n)])
-            ),
-            marker,
-            max_items,
-        )
-
-    def list_versions(
-        self, region: str, ref: FunctionRef, marker: str | None, max_items: int | None
-    ) -> tuple[list[FunctionConfig], str | None]:
-        """ListVersionsByFunction: $LATEST first, then the published versions ascending."""
-        record = self.record(region, ref)
-        return _page(
-            ((_version_key(c.version), c) for c in _all_versions(record)), marker, max_items
-        )
-
-    def list_aliases(
-        self,
-        region: str,
-        ref: FunctionRef,
-        function_version: str | None,
-        marker: str | None,
-        max_items: int | None,
-    ) -> tuple[list[Alias], str | None]:
-        """ListAliases by name; with `function_version` only the aliases that may run it."""
-        record = self.record(region, ref)
-        found = sorted(record.aliases.values(), key=lambda a: a.name)
-        if function_version is not None:
-            found = [a for a in found if function_version in a.versions]
-        return _page(((a.name, a) for a in found), marker, max_items)
-
     def functions(self, region: str | None = None) -> list[FunctionRecord]:
         return [r for (reg, _), r in self._functions.items() if region is None or reg == region]
 
@@ -265,7 +221,7 @@ class Registry:
         except BaseException:
             self._functions.pop(record.key, None)
             raise
-        self._later(record, _settled)
+        self._later(record, FunctionConfig.settled)
         if publish:
             return await self._publish(record, None)
         return cfg
@@ -322,7 +278,7 @@ class Registry:
             return
         await self.db.run(self.store.delete, *record.key)
         self._functions.pop(record.key, None)
-        for cfg in _all_versions(record):
+        for cfg in record.all_versions():
             self._notify(cfg)
         for alias in record.aliases.values():
             self._notify_alias(alias)
@@ -378,19 +334,7 @@ class Registry:
             if newest.publish_key() == latest.publish_key():
                 return newest
         number = str(record.last_version + 1)
-        version = replace(
-            latest,
-            version=number,
-            description=latest.description if description is None else description,
-            last_modified=now_lambda_timestamp(),
-            revision_id=new_revision_id(),
-            state="Active",
-            state_reason=None,
-            state_reason_code=None,
-            last_update_status="Successful",
-            last_update_status_reason=None,
-            last_update_status_reason_code=None,
-        )
+        version = latest.published_as(number, description)
         record.last_version += 1
         record.versions[number] = version
         record.latest = latest.with_revision()  # publishing is a change of the function
@@ -554,7 +498,7 @@ class Registry:
             raise
         if new.execution_key() != old.execution_key():
             self._notify(old)
-        self._later(record, _settled)
+        self._later(record, FunctionConfig.settled)
         return new
 
     def _notify(self, cfg: FunctionConfig) -> None:
@@ -589,26 +533,6 @@ class Registry:
         task = asyncio.get_running_loop().create_task(settle())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _settled(cfg: FunctionConfig) -> FunctionConfig:
-    return cfg.with_revision(
-        state="Active",
-        state_reason=None,
-        state_reason_code=None,
-        last_update_status="Successful",
-        last_update_status_reason=None,
-        last_update_status_reason_code=None,
-    )
-
-
-def _all_versions(record: FunctionRecord) -> list[FunctionConfig]:
-    return [record.latest, *record.versions.values()]
-
-
-def _version_key(version: str) -> str:
-    """Sorts $LATEST first, then versions by number, as plain strings."""
-    return "" if version == LATEST else f"{int(version):012d}"
 
 
 __all__ = ["Registry"]
