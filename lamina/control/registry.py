@@ -107,7 +107,7 @@ class Registry:
         for record in records:
             cfg = record.latest
             if cfg.state == "Pending" or cfg.last_update_status == "InProgress":
-                record.latest = FunctionConfig.settled(cfg)
+                record.latest = cfg.settled()
                 await self.db.run(self.store.put, record)
             self._functions[record.key] = record
         log.debug("loaded %d functions", len(records))
