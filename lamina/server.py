@@ -24,6 +24,7 @@ from lamina.api.concurrency import ConcurrencyAPI
 from lamina.api.event_invoke_config import EventInvokeConfigAPI
 from lamina.api.events import TARGET as EVENTS_TARGET
 from lamina.api.events import EventsAPI
+from lamina.api.function_urls import FunctionUrlsAPI
 from lamina.api.functions import FunctionsAPI
 from lamina.api.http import Router
 from lamina.api.invoke import InvokeAPI
@@ -32,9 +33,11 @@ from lamina.api.logs import TARGET as LOGS_TARGET
 from lamina.api.logs import LogsAPI
 from lamina.api.sqs import TARGET as SQS_TARGET
 from lamina.api.sqs import SqsAPI
+from lamina.api.url_gateway import UrlGateway
 from lamina.api.versions import VersionsAPI
 from lamina.config import Settings
 from lamina.control.code_store import CodeStore
+from lamina.control.function_urls import FunctionUrls
 from lamina.control.layers import Layers
 from lamina.control.layers_store import SqlLayerStore
 from lamina.control.registry import Registry
@@ -76,6 +79,7 @@ class Lamina:
     scheduler: Scheduler | None = None
     buckets: Buckets | None = None
     object_events: ObjectEvents | None = None
+    function_urls: FunctionUrls | None = None
 
     async def startup(self) -> None:
         await self.registry.load()
@@ -83,6 +87,8 @@ class Lamina:
         self.logs.start()
         if self.event_configs is not None:
             await self.event_configs.load()
+        if self.function_urls is not None:
+            await self.function_urls.load()
         if self.queues is not None:
             await self.queues.start()
         if self.async_worker is not None:
@@ -193,6 +199,8 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         settle_s=settings.object_settle_s,
         clock_ms=now_ms,
     )
+    function_urls = FunctionUrls(db, registry)
+    registry.listeners.append(function_urls.forget_deleted)
     router = Router()
     BucketsAPI(buckets).mount(router)
     FunctionsAPI(registry, code).mount(router)
@@ -202,7 +210,9 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     EventInvokeConfigAPI(event_configs).mount(router)
     ConcurrencyAPI(registry).mount(router)
     LayersAPI(layers).mount(router)
+    FunctionUrlsAPI(function_urls, int(endpoint.rsplit(":", 1)[1])).mount(router)
     app = LaminaApp(router, default_region=settings.region)
+    app.url_gateway = UrlGateway(function_urls, dispatcher)
     app.targets[LOGS_TARGET] = LogsAPI(logs, settings.account_id)
     app.targets[SQS_TARGET] = SqsAPI(queues, settings.account_id)
     app.targets[EVENTS_TARGET] = EventsAPI(rules)
@@ -211,6 +221,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     lamina.rules, lamina.scheduler = rules, scheduler
     lamina.buckets, lamina.object_events = buckets, object_events
     app.startup.append(layers.load)
+    lamina.function_urls = function_urls
     app.startup.append(lamina.startup)
     app.shutdown.append(lamina.shutdown)
     return lamina

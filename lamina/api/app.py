@@ -21,6 +21,8 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 TargetHandler = Callable[[Request, str], Awaitable[Response]]
+# Serves a request addressed to a function URL: (scope, receive, send, lower-cased headers).
+UrlGateway = Callable[[Scope, Receive, Send, dict[str, str]], Awaitable[None]]
 
 # CreateFunction's own limit on AWS; larger bodies are refused before they are read.
 MAX_REQUEST_BYTES = 70_167_211
@@ -52,6 +54,7 @@ class LaminaApp:
         self.router = router
         self.default_region = default_region
         self.targets: dict[str, TargetHandler] = {}  # X-Amz-Target prefix -> handler
+        self.url_gateway: UrlGateway | None = None
         self.startup: list[Callable[[], Awaitable[None]]] = []
         self.shutdown: list[Callable[[], Awaitable[None]]] = []
 
@@ -86,6 +89,14 @@ class LaminaApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         raw_path = scope.get("raw_path") or scope["path"].encode()
+        host = headers.get("host", "")
+        # Function URLs: `<url-id>.lambda-url.<region>.localhost` or `/lambda-url/<url-id>/`.
+        # Two substring tests, so that API requests pay (next to) nothing for them.
+        if (
+            ".lambda-url." in host or raw_path.startswith(b"/lambda-url/")
+        ) and self.url_gateway is not None:
+            await self.url_gateway(scope, receive, send, headers)
+            return
         client = scope.get("client") or ("", 0)
         request = Request(
             method=scope["method"],
@@ -96,7 +107,7 @@ class LaminaApp:
             client=client[0],
         )
         request.region = region_of(headers, self.default_region)
-        request.host = headers.get("host", "")
+        request.host = host
         try:
             request.body = await _read_body(receive, headers)
             response = await self._dispatch(request)
