@@ -13,8 +13,10 @@ def handler(event, context):
         data = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else b""
         return {
             "statusCode": 201,
-            "headers": {"content-type": "application/octet-stream",
-                        "x-sha256": hashlib.sha256(data).hexdigest()},
+            "headers": {
+                "content-type": "application/octet-stream",
+                "x-sha256": hashlib.sha256(data).hexdigest(),
+            },
             "body": base64.b64encode(data[::-1]).decode(),
             "isBase64Encoded": True,
         }
@@ -39,10 +41,17 @@ def handler(event, context):
     if path == "/none":
         return None
     if path == "/cors-override":
-        return {"statusCode": 200, "headers": {"access-control-allow-origin": "https://evil.example"},
-                "body": "ok"}
+        return {
+            "statusCode": 200,
+            "headers": {"access-control-allow-origin": "https://evil.example"},
+            "body": "ok",
+        }
     if path == "/fail":
         raise RuntimeError("asked to fail")
     if path == "/big":
         return "x" * (7 * 1024 * 1024)
-    return {"statusCode": 404, "headers": {"content-type": "text/plain"}, "body": "no route " + path}
+    return {
+        "statusCode": 404,
+        "headers": {"content-type": "text/plain"},
+        "body": "no route " + path,
+    }
