@@ -123,13 +123,13 @@ class UrlGateway:
                 f"Request must be smaller than {MAX_EVENT_BYTES} bytes for the Invoke operation",
             )
         try:
-            target = self.dispatcher.resolve(
+            target = self.dispatcher.target(
                 cfg.region, FunctionRef(cfg.function_name, None, None, None), cfg.qualifier
             )
             result = await self.dispatcher.invoke(
-                target,
+                target.config,
                 payload,
-                invoked_arn=cfg.function_arn,
+                invoked_arn=target.invoked_arn,
                 trace_id=trace_id,
                 request_id=request_id,
             )

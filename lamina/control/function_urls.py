@@ -92,7 +92,7 @@ class FunctionUrls:
         """Read every configuration; those of functions deleted meanwhile are dropped now."""
         for text in await self.db.run(self._load_rows):
             cfg = _decode(text)
-            if (cfg.region, cfg.function_name) not in self._function_keys(cfg.region):
+            if self.registry.find(cfg.region, cfg.function_name) is None:
                 await self.db.run(self._remove, cfg)
                 continue
             self._remember(cfg)
@@ -132,7 +132,7 @@ class FunctionUrls:
     async def create(
         self, region: str, ref: FunctionRef, qualifier: str | None, body: dict[str, Any]
     ) -> FunctionUrlConfig:
-        name, q = self._target(region, ref, qualifier, missing_function=_no_function)
+        name, q = self._target(region, ref, qualifier, missing_function=_no_function, new=True)
         auth_type = _auth_type(body.get("AuthType"))
         cors = _cors(body["Cors"]) if body.get("Cors") is not None else None
         invoke_mode = _invoke_mode(body.get("InvokeMode"))
@@ -188,8 +188,12 @@ class FunctionUrls:
         await self.db.run(self._remove, found)
 
     def forget_deleted(self, region: str, name: str, _version: str) -> None:
-        """Registry listener: a deleted function takes its URL configurations with it."""
-        if (region, name) in self._function_keys(region):
+        """Registry listener: a deleted function takes its URL configurations with it.
+
+        A deleted alias does not (as on AWS): its URL stays configured and answers again once an
+        alias of that name exists.
+        """
+        if self.registry.find(region, name) is not None:
             return
         for key in [k for k in self._by_target if k[0] == region and k[1] == name]:
             cfg = self._by_target[key]
@@ -198,9 +202,6 @@ class FunctionUrls:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _function_keys(self, region: str) -> set[tuple[str, str]]:
-        return {r.key for r in self.registry.functions(region)}
-
     def _target(
         self,
         region: str,
@@ -208,6 +209,7 @@ class FunctionUrls:
         qualifier: str | None,
         *,
         missing_function: Any,
+        new: bool = False,
     ) -> tuple[str, str | None]:
         """The function's name and the URL's qualifier (an alias), both checked."""
         q = merge_qualifier(ref, qualifier)
@@ -217,10 +219,10 @@ class FunctionUrls:
             record = self.registry.record(region, ref)
         except ResourceNotFoundException as exc:
             raise missing_function() from exc
-        if q is not None:
-            # The qualifier must name an alias: resolve it through the registry (which knows
-            # aliases once they exist), so a URL never points at something that is not there.
-            self.registry.resolve(region, FunctionRef(record.latest.name, None, None, None), q)
+        if q is not None and new:
+            # The pattern left only alias names: a new URL must name one of the function's.
+            # An existing URL outlives its alias (as on AWS), so Get/Update/Delete do not ask.
+            self.registry.alias(region, FunctionRef(record.latest.name, None, None, None), q)
         return record.latest.name, q
 
     def _exists(self, region: str, name: str, q: str | None) -> ResourceConflictException:

@@ -275,6 +275,54 @@ def test_deleting_the_function_deletes_its_url(
         lambda_client.get_function_url_config(FunctionName=name)
 
 
+def test_alias_qualified_url(lambda_client: Any, create_function: CreateFunction) -> None:
+    fn = create_function("url_app", Publish=True)
+    name, arn = fn["FunctionName"], fn["FunctionArn"].removesuffix(":1")  # published: qualified
+    lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    plain = lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE")
+    live = lambda_client.create_function_url_config(
+        FunctionName=name, AuthType="NONE", Qualifier="live"
+    )
+    assert live["FunctionArn"] == f"{arn}:live" and plain["FunctionArn"] == arn
+    assert live["FunctionUrl"] != plain["FunctionUrl"]
+    assert (
+        lambda_client.get_function_url_config(FunctionName=f"{name}:live")["FunctionUrl"]
+        == live["FunctionUrl"]
+    )
+    listed = lambda_client.list_function_url_configs(FunctionName=name)["FunctionUrlConfigs"]
+    assert sorted(c["FunctionArn"] for c in listed) == [arn, f"{arn}:live"]
+    page = lambda_client.list_function_url_configs(FunctionName=name, MaxItems=1)
+    assert len(page["FunctionUrlConfigs"]) == 1 and page["NextMarker"]
+    rest = lambda_client.list_function_url_configs(FunctionName=name, Marker=page["NextMarker"])
+    assert len(rest["FunctionUrlConfigs"]) == 1 and "NextMarker" not in rest
+    assert {
+        page["FunctionUrlConfigs"][0]["FunctionArn"],
+        rest["FunctionUrlConfigs"][0]["FunctionArn"],
+    } == {arn, f"{arn}:live"}
+
+    context = json.loads(call(live["FunctionUrl"], path="/context")[2])
+    assert context["version"] == "1" and context["arn"] == f"{arn}:live"
+    context = json.loads(call(plain["FunctionUrl"], path="/context")[2])
+    assert context["version"] == "$LATEST" and context["arn"] == arn
+
+    # Moving the alias moves its URL.
+    lambda_client.update_function_configuration(FunctionName=name, Description="v2")
+    lambda_client.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
+    )
+    v2 = lambda_client.publish_version(FunctionName=name)["Version"]
+    lambda_client.update_alias(FunctionName=name, Name="live", FunctionVersion=v2)
+    assert json.loads(call(live["FunctionUrl"], path="/context")[2])["version"] == v2
+
+    # Deleting the alias keeps the URL's configuration (as on AWS); the URL answers 404 until an
+    # alias of that name exists again.
+    lambda_client.delete_alias(FunctionName=name, Name="live")
+    assert lambda_client.get_function_url_config(FunctionName=name, Qualifier="live")
+    assert call(live["FunctionUrl"], path="/context")[0] == 404
+    lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    assert json.loads(call(live["FunctionUrl"], path="/context")[2])["version"] == "1"
+
+
 # -- requests to the URL -------------------------------------------------------------------------
 
 

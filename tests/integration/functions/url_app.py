@@ -9,6 +9,12 @@ def handler(event, context):
     path = event["rawPath"]
     if path.startswith("/echo"):
         return {"statusCode": 200, "body": json.dumps(event)}
+    if path == "/context":
+        return {
+            "version": context.function_version,
+            "arn": context.invoked_function_arn,
+            "request_id": context.aws_request_id,
+        }
     if path == "/binary":
         data = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else b""
         return {

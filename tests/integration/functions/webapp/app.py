@@ -37,7 +37,7 @@ def get_item(item_id: int, fields: str | None = None) -> dict:
 
 
 @app.get("/search")
-def search(tag: list[str] = Query([]), q: str = "") -> dict:
+def search(tag: list[str] = Query([]), q: str = "") -> dict:  # noqa: B008 (FastAPI style)
     return {"q": q, "tags": tag}
 
 
