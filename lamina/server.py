@@ -28,6 +28,7 @@ from lamina.api.function_urls import FunctionUrlsAPI
 from lamina.api.functions import FunctionsAPI
 from lamina.api.http import Router
 from lamina.api.invoke import InvokeAPI
+from lamina.api.invoke_stream import InvokeStreamAPI
 from lamina.api.layers import LayersAPI
 from lamina.api.logs import TARGET as LOGS_TARGET
 from lamina.api.logs import LogsAPI
@@ -207,6 +208,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     VersionsAPI(registry).mount(router)
     AliasesAPI(registry).mount(router)
     InvokeAPI(dispatcher, async_worker).mount(router)
+    InvokeStreamAPI(dispatcher).mount(router)
     EventInvokeConfigAPI(event_configs).mount(router)
     ConcurrencyAPI(registry).mount(router)
     LayersAPI(layers).mount(router)

@@ -6,6 +6,7 @@ as glibc does not resolve *.localhost here) and curl (which does), path-based th
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -626,3 +627,40 @@ def test_urls_survive_a_restart(tmp_path: Any) -> None:
         assert (status, body) == (200, b'{"hello":"world","n":3}')
     finally:
         server.stop()
+
+
+# -- InvokeWithResponseStream --------------------------------------------------------------------
+
+
+def test_invoke_with_response_stream(lambda_client: Any, create_function: CreateFunction) -> None:
+    name = create_function("results")["FunctionName"]
+    resp = lambda_client.invoke_with_response_stream(
+        FunctionName=name, Payload=json.dumps({"kind": "list"}).encode(), LogType="Tail"
+    )
+    assert resp["StatusCode"] == 200 and resp["ExecutedVersion"] == "$LATEST"
+    chunks, complete = [], None
+    for event in resp["EventStream"]:
+        if "PayloadChunk" in event:
+            chunks.append(event["PayloadChunk"]["Payload"])
+        else:
+            complete = event["InvokeComplete"]
+    assert complete is not None and "ErrorCode" not in complete
+    assert "REPORT RequestId" in base64.b64decode(complete["LogResult"]).decode()
+    direct = lambda_client.invoke(FunctionName=name, Payload=json.dumps({"kind": "list"}).encode())
+    assert b"".join(chunks) == direct["Payload"].read()
+
+    failing = create_function("failing")["FunctionName"]
+    resp = lambda_client.invoke_with_response_stream(
+        FunctionName=failing, Payload=json.dumps({"how": "raise"}).encode()
+    )
+    events = list(resp["EventStream"])
+    assert len(events) == 1 and events[0]["InvokeComplete"]["ErrorCode"] == "Unhandled"
+    assert "errorMessage" in json.loads(events[0]["InvokeComplete"]["ErrorDetails"])
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.invoke_with_response_stream(FunctionName="no-such-fn", Payload=b"{}")
+    assert (
+        lambda_client.invoke_with_response_stream(
+            FunctionName=name, Payload=b"{}", InvocationType="DryRun"
+        )["StatusCode"]
+        == 204
+    )
