@@ -290,3 +290,60 @@ def test_schedules_across_a_restart(tmp_path: Path) -> None:
         assert fired(server, "every-minute") == []
     finally:
         server.stop()
+
+
+ARN_LEDGER_FUNCTION = """
+import json, os
+
+def handler(event, context):
+    line = json.dumps({"event": event, "arn": context.invoked_function_arn}) + "\\n"
+    fd = os.open(os.environ["LEDGER"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+"""
+
+
+def test_targets_with_qualifiers_and_inputs(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    server = LaminaProcess(
+        tmp_path / "data",
+        env={"LAMINA_SANDBOX": "process", "LAMINA_SCHEDULE_TIME_SCALE": "60"},
+    )
+    server.start()
+    try:
+        lam = client_for(server.endpoint)
+        lam.create_function(
+            FunctionName="job",
+            Runtime=PYTHON_RUNTIME,
+            Role=ROLE,
+            Handler="f.handler",
+            Code={"ZipFile": make_zip({"f.py": ARN_LEDGER_FUNCTION})},
+            Environment={"Variables": {"LEDGER": str(ledger)}},
+        )
+        lam.get_waiter("function_active_v2").wait(FunctionName="job")
+        version = lam.publish_version(FunctionName="job")["Version"]
+        lam.create_alias(FunctionName="job", Name="live", FunctionVersion=version)
+        events = client_for(server.endpoint, "events")
+        events.put_rule(Name="jobs", ScheduleExpression="rate(1 minute)")
+        events.put_targets(
+            Rule="jobs",
+            Targets=[
+                {"Id": "alias", "Arn": fn_arn("job") + ":live", "Input": '{"task": "report"}'},
+                {"Id": "latest", "Arn": fn_arn("job"), "InputPath": "$.detail-type"},
+            ],
+        )
+
+        def seen() -> list[dict[str, Any]]:
+            return (
+                [json.loads(x) for x in ledger.read_text().splitlines()] if ledger.exists() else []
+            )
+
+        wait_for(lambda: len({e["arn"] for e in seen()}) == 2, 60, "both targets to run")
+        by_arn = {e["arn"]: e["event"] for e in seen()}
+        assert by_arn[fn_arn("job") + ":live"] == {"task": "report"}
+        assert by_arn[fn_arn("job")] == "Scheduled Event"
+        events.disable_rule(Name="jobs")
+    finally:
+        server.stop()
