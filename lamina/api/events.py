@@ -55,6 +55,9 @@ class EventsAPI:
             "RemoveTargets": self.remove_targets,
             "ListTargetsByRule": self.list_targets_by_rule,
             "ListRuleNamesByTarget": self.list_rule_names_by_target,
+            "TagResource": self.tag_resource,
+            "UntagResource": self.untag_resource,
+            "ListTagsForResource": self.list_tags_for_resource,
         }
 
     async def __call__(self, req: Request, operation: str) -> Response:
@@ -174,3 +177,15 @@ class EventsAPI:
         if token:
             out["NextToken"] = token
         return out
+
+    async def tag_resource(self, req: Request, body: Body) -> Body:
+        await self.rules.tag(body.get("ResourceARN"), body.get("Tags"))
+        return {}
+
+    async def untag_resource(self, req: Request, body: Body) -> Body:
+        await self.rules.untag(body.get("ResourceARN"), body.get("TagKeys"))
+        return {}
+
+    async def list_tags_for_resource(self, req: Request, body: Body) -> Body:
+        tags = self.rules.tags(body.get("ResourceARN"))
+        return {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}

@@ -65,6 +65,18 @@ event_targets = sa.Table(
     sa.Column("spec", sa.Text, nullable=False),  # the Target as it was put (JSON)
 )
 
+event_rule_tags = sa.Table(
+    "event_rule_tags",
+    metadata,
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("rule", sa.String(64), primary_key=True),
+    sa.Column("tag_key", sa.String(128), primary_key=True),
+    sa.Column("tag_value", sa.String(256), nullable=False),
+)
+RULE_ARN_RE = re.compile(
+    r"arn:aws[\w-]*:events:([a-z0-9-]+):(\d{12}):rule/(?:default/)?([\.\-_A-Za-z0-9]+)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -183,16 +195,21 @@ class Rules:
         self.lock = asyncio.Lock()
         self._rules: dict[tuple[str, str], Rule] = {}
         self._targets: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._tags: dict[tuple[str, str], dict[str, str]] = {}
         self.on_change: Callable[[], None] | None = None  # wakes the scheduler
 
     async def load(self) -> None:
-        rules, targets = await self.db.run(self._load_rows)
+        rules, targets, tags = await self.db.run(self._load_rows)
         for rule in rules:
             self._rules[rule.key] = rule
+        for region, rule_name, key, value in tags:
+            self._tags.setdefault((region, rule_name), {})[key] = value
         for region, rule_name, spec in targets:
             self._targets.setdefault((region, rule_name), {})[spec["Id"]] = spec
 
-    def _load_rows(self) -> tuple[list[Rule], list[tuple[str, str, dict[str, Any]]]]:
+    def _load_rows(
+        self,
+    ) -> tuple[list[Rule], list[tuple[str, str, dict[str, Any]]], list[tuple[str, str, str, str]]]:
         with self.db.engine.connect() as conn:
             rules = [Rule(**r._mapping) for r in conn.execute(sa.select(event_rules))]
             t = event_targets.c
@@ -200,7 +217,11 @@ class Rules:
                 (r.region, r.rule, json.loads(r.spec))
                 for r in conn.execute(sa.select(event_targets).order_by(t.seq))
             ]
-        return rules, targets
+            tags = [
+                (r.region, r.rule, r.tag_key, r.tag_value)
+                for r in conn.execute(sa.select(event_rule_tags))
+            ]
+        return rules, targets, tags
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -286,6 +307,7 @@ class Rules:
                 raise ValidationException("Parameter ScheduleExpression is not valid.") from exc
         if pattern:
             check_pattern(pattern)
+        tags = check_tags(body.get("Tags"))
         async with self.lock:
             now = self.clock_ms()
             old = self._rules.get((region, name))
@@ -311,8 +333,41 @@ class Rules:
                 rule = replace(rule, next_fire_ms=self.plan(rule, now))
             await self.db.run(self._write_rule, rule, old is None)
             self._rules[rule.key] = rule
+            if tags:
+                await self._merge_tags(rule.key, tags)
         self._changed()
         return rule
+
+    # -- tags ------------------------------------------------------------------------------------
+
+    def _by_arn(self, arn: Any) -> tuple[str, str]:
+        m = RULE_ARN_RE.fullmatch(arn) if isinstance(arn, str) else None
+        if m is None:
+            raise ValidationException(f"Parameter ResourceARN is not valid: {arn}")
+        if m[2] != self.account_id or (m[1], m[3]) not in self._rules:
+            raise not_found(m[3])
+        return m[1], m[3]
+
+    def tags(self, arn: Any) -> dict[str, str]:
+        return dict(self._tags.get(self._by_arn(arn), {}))
+
+    async def tag(self, arn: Any, tags: Any) -> None:
+        async with self.lock:
+            await self._merge_tags(self._by_arn(arn), check_tags(tags))
+
+    async def untag(self, arn: Any, keys: Any) -> None:
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise invalid("tagKeys", keys, "Member must not be null")
+        async with self.lock:
+            key = self._by_arn(arn)
+            current = {k: v for k, v in self._tags.get(key, {}).items() if k not in keys}
+            await self.db.run(self._write_tags, key, current)
+            self._tags[key] = current
+
+    async def _merge_tags(self, key: tuple[str, str], tags: dict[str, str]) -> None:
+        current = {**self._tags.get(key, {}), **tags}
+        await self.db.run(self._write_tags, key, current)
+        self._tags[key] = current
 
     async def set_state(self, region: str, name: Any, state: str) -> None:
         async with self.lock:
@@ -337,6 +392,7 @@ class Rules:
             await self.db.run(self._delete_rule, rule)
             self._rules.pop(rule.key, None)
             self._targets.pop(rule.key, None)
+            self._tags.pop(rule.key, None)
         self._changed()
 
     async def put_targets(
@@ -409,9 +465,26 @@ class Rules:
 
     def _delete_rule(self, rule: Rule) -> None:
         t = event_rules.c
+        g = event_rule_tags.c
         with self.db.engine.begin() as conn:
             conn.execute(event_rules.delete().where(t.region == rule.region, t.name == rule.name))
+            conn.execute(
+                event_rule_tags.delete().where(g.region == rule.region, g.rule == rule.name)
+            )
             _clear_targets(conn, rule)
+
+    def _write_tags(self, key: tuple[str, str], tags: dict[str, str]) -> None:
+        g = event_rule_tags.c
+        with self.db.engine.begin() as conn:
+            conn.execute(event_rule_tags.delete().where(g.region == key[0], g.rule == key[1]))
+            if tags:
+                conn.execute(
+                    event_rule_tags.insert(),
+                    [
+                        {"region": key[0], "rule": key[1], "tag_key": k, "tag_value": v}
+                        for k, v in tags.items()
+                    ],
+                )
 
     def _write_targets(self, rule: Rule, targets: list[dict[str, Any]]) -> None:
         with self.db.engine.begin() as conn:
@@ -451,6 +524,26 @@ def fence_fire(conn: Connection, rule: Rule, next_fire_ms: int | None) -> bool:
             .values(next_fire_ms=next_fire_ms, last_fire_ms=rule.next_fire_ms)
         ).rowcount
     )
+
+
+def check_tags(raw: Any) -> dict[str, str]:
+    """EventBridge's Tag list ([{Key, Value}], keys 1-128, values 0-256 characters)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise invalid("tags", raw, "Member must be a list")
+    out: dict[str, str] = {}
+    for item in raw:
+        key = item.get("Key") if isinstance(item, dict) else None
+        value = item.get("Value") if isinstance(item, dict) else None
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise invalid("tags.member.key", key, "Member must have length between 1 and 128")
+        if not isinstance(value, str) or len(value) > 256:
+            raise invalid(
+                "tags.member.value", value, "Member must have length less than or equal to 256"
+            )
+        out[key] = value
+    return out
 
 
 def check_pattern(pattern: str) -> None:

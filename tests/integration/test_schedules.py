@@ -11,6 +11,7 @@ import collections
 import itertools
 import json
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -101,6 +102,21 @@ def test_rule_lifecycle_with_boto3(events: Any, rule_name: str) -> None:
         rule_name
         in events.list_rule_names_by_target(TargetArn=fn_arn("some-function"))["RuleNames"]
     )
+
+    events.tag_resource(ResourceARN=arn, Tags=[{"Key": "team", "Value": "data"}])
+    events.put_rule(
+        Name=rule_name,
+        ScheduleExpression="cron(0 12 ? * MON-FRI *)",
+        Tags=[{"Key": "env", "Value": "dev"}],
+    )
+    tags = events.list_tags_for_resource(ResourceARN=arn)["Tags"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("env", "dev"), ("team", "data")]
+    events.untag_resource(ResourceARN=arn, TagKeys=["team"])
+    assert events.list_tags_for_resource(ResourceARN=arn)["Tags"] == [
+        {"Key": "env", "Value": "dev"}
+    ]
+    with pytest.raises(events.exceptions.ResourceNotFoundException):
+        events.list_tags_for_resource(ResourceARN=arn + "-other")
 
     events.disable_rule(Name=rule_name)
     assert events.describe_rule(Name=rule_name)["State"] == "DISABLED"
@@ -347,3 +363,53 @@ def test_targets_with_qualifiers_and_inputs(tmp_path: Path) -> None:
         events.disable_rule(Name="jobs")
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_kill_9_neither_skips_nor_doubles_a_run(tmp_path: Path) -> None:
+    """SIGKILL at moments unrelated to the schedule, three times: no run is fired twice, and
+    every run reaches the function with a single event id (a redelivery repeats the id)."""
+    ledger = tmp_path / "ledger.jsonl"
+    server = LaminaProcess(
+        tmp_path / "data",
+        env={"LAMINA_SANDBOX": "process", "LAMINA_SCHEDULE_TIME_SCALE": "60"},
+    )
+    server.start()
+    try:
+        lam = client_for(server.endpoint)
+        lam.create_function(
+            FunctionName="tick",
+            Runtime=PYTHON_RUNTIME,
+            Role=ROLE,
+            Handler="f.handler",
+            Code={"ZipFile": make_zip({"f.py": LEDGER_FUNCTION})},
+            Environment={"Variables": {"LEDGER": str(ledger)}},
+        )
+        lam.get_waiter("function_active_v2").wait(FunctionName="tick")
+        events = client_for(server.endpoint, "events")
+        events.put_rule(Name="fast", ScheduleExpression="rate(1 minute)")  # every second
+        events.put_targets(Rule="fast", Targets=[{"Id": "t", "Arn": fn_arn("tick")}])
+        logged: list[str] = []
+        for pause_s in (1.3, 0.7, 1.9):
+            wait_for(lambda: len(fired(server, "fast")) >= 2, 60, "runs")
+            time.sleep(pause_s)
+            server.stop(signal.SIGKILL)
+            logged += fired(server, "fast")
+            server.start(timeout_s=60)
+        wait_for(lambda: len(fired(server, "fast")) >= 2, 60, "runs after the last kill")
+        server.stop()
+        logged += fired(server, "fast")
+        # A run is logged after its transaction committed, so every logged run must arrive; a
+        # run committed just before a kill may be unlogged, and then arrives too.
+        wait_for(
+            lambda: {e["time"] for e in ledger_entries(ledger)} >= set(logged),
+            60,
+            "every logged run to reach the function",
+        )
+    finally:
+        server.stop()
+    assert len(set(logged)) == len(logged), logged
+    ids_per_time: dict[str, set[str]] = collections.defaultdict(set)
+    for entry in ledger_entries(ledger):
+        ids_per_time[entry["time"]].add(entry["id"])
+    assert all(len(ids) == 1 for ids in ids_per_time.values()), ids_per_time
