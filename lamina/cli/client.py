@@ -83,7 +83,8 @@ def lamina_request(endpoint: str, method: str, path: str, body: Any = None) -> A
     except urllib.error.HTTPError as exc:
         kind = exc.headers.get("x-amzn-ErrorType", f"HTTP {exc.code}")
         try:
-            message = json.loads(exc.read()).get("message", "")
+            error = json.loads(exc.read())
+            message = error.get("message") or error.get("Message") or ""
         except ValueError:
             message = exc.reason
         raise click.ClickException(f"{kind}: {message}") from exc

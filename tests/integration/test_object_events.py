@@ -95,7 +95,7 @@ class Env:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read()), exc.headers.get("x-amzn-ErrorType", "")
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, ok: bool = True) -> str:
         proc = subprocess.run(
             [sys.executable, "-m", "lamina", *args],
             capture_output=True,
@@ -103,8 +103,8 @@ class Env:
             timeout=60,
             env={**os.environ, "LAMINA_ENDPOINT": self.server.endpoint},
         )
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
+        assert (proc.returncode == 0) is ok, proc.stderr
+        return proc.stdout if ok else proc.stderr
 
     def records(self) -> list[dict[str, Any]]:
         if not self.ledger.exists():
@@ -266,6 +266,9 @@ def test_bucket_api_errors(env: Env, tmp_path: Path) -> None:
 
     status, _, kind = env.call("GET", f"{BUCKETS}/nope")
     assert (status, kind) == (404, "ResourceNotFoundException")
+    assert "ResourceNotFoundException: The specified bucket does not exist: nope" in env.cli(
+        "buckets", "show", "nope", ok=False
+    )
     status, _, kind = env.call("PUT", f"{BUCKETS}/nope/notification", {})
     assert (status, kind) == (404, "ResourceNotFoundException")
 
