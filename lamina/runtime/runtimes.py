@@ -1,25 +1,36 @@
 """Which Lambda runtime ids this host can run, and the command that starts each.
 
 Python ids map to an interpreter of that exact version found on the host (the one running
-Lamina counts); `provided.*` runs the package's own executable `bootstrap`.
+Lamina counts), Node.js ids to a `node` of that major version; both run Lamina's own bootstrap
+for the language. `provided.*` runs the package's own executable `bootstrap`.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from lamina.runtime import interpreters
+from lamina.runtime.sdk import precompile, sdk_for
 from lamina.runtime.spec import EnvironmentSpec
 
 BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap" / "python"
 PYTHON_BOOTSTRAP = BOOTSTRAP_DIR / "bootstrap.py"
+NODE_BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap" / "node"
+NODE_BOOTSTRAP = NODE_BOOTSTRAP_DIR / "index.js"
 
-PYTHON_IDS = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14", "python3.15")
+PYTHON_IDS = (
+    "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "python3.14",
+    "python3.15",
+)
 PROVIDED_IDS = ("provided.al2023", "provided.al2")
 NODE_IDS = ("nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x", "nodejs26.x")
 OTHER_IDS = (
@@ -41,7 +52,6 @@ DEPRECATED_IDS = (
     "python3.6",
     "python3.7",
     "python3.8",
-    "python3.9",
     "nodejs",
     "nodejs4.3",
     "nodejs6.10",
@@ -68,6 +78,7 @@ class Launch:
     execution_env: str | None  # AWS_EXECUTION_ENV (absent for custom runtimes)
     bin_dir: str | None  # the runtime's own bin directory, first on PATH (/var/lang/bin on AWS)
     read_only_paths: tuple[str, ...] = ()  # host paths a sandbox must show the environment
+    runtime_dir: str = str(BOOTSTRAP_DIR)  # LAMBDA_RUNTIME_DIR: where the runtime's code lives
 
 
 @cache
@@ -83,47 +94,18 @@ def host_python() -> tuple[str, tuple[str, ...]]:
     return bin_dir, paths
 
 
-@cache
 def python_interpreter(runtime: str) -> str | None:
-    """The interpreter that runs this Python runtime id here: one that starts and is of that
-    version. Found on PATH or among pyenv's installed versions, and resolved to the real
-    executable (a pyenv shim may exist and not start, and costs a shell per cold start)."""
-    version = runtime.removeprefix("python")
-    if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
-        return sys.executable
-    candidates = [shutil.which(f"python{version}")]
-    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    candidates += sorted(
-        (str(p) for p in pyenv_root.glob(f"versions/{version}.*/bin/python{version}")),
-        reverse=True,
-    )
-    for candidate in candidates:
-        if candidate and (real := _probe(candidate, version)) is not None:
-            return real
-    return None
+    """The interpreter that runs this Python runtime id here, or None."""
+    return interpreters.python_interpreter(runtime.removeprefix("python"))
 
 
-def _probe(executable: str, version: str) -> str | None:
-    """The real path of a Python of that version, if `executable` is one that starts."""
-    try:
-        proc = subprocess.run(
-            [
-                executable,
-                "-I",
-                "-c",
-                "import sys; print(sys.version_info[0], sys.version_info[1], sys.executable)",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
+def node_interpreter(runtime: str) -> str | None:
+    """The `node` that runs this Node.js runtime id ("nodejs20.x") here, or None."""
+    major = runtime.removeprefix("nodejs").removesuffix(".x")
+    if not major.isdigit():
         return None
-    major, _, rest = proc.stdout.strip().partition(" ")
-    minor, _, real = rest.partition(" ")
-    if proc.returncode != 0 or f"{major}.{minor}" != version or not os.path.isabs(real):
-        return None
-    return real
+    found = interpreters.node_interpreters().get(int(major))
+    return found[0] if found else None
 
 
 @cache
@@ -138,8 +120,18 @@ def catalog() -> dict[str, str | None]:
         )
     for rid in PROVIDED_IDS:
         out[rid] = None
+    nodes = interpreters.node_interpreters()
+    have = ", ".join(f"{version} ({path})" for path, version in nodes.values()) or "none"
     for rid in NODE_IDS:
-        out[rid] = "Node.js runtimes are not available in this version of Lamina"
+        major = rid.removeprefix("nodejs").removesuffix(".x")
+        out[rid] = (
+            None
+            if node_interpreter(rid)
+            else (
+                f"no Node.js {major} found (install Node.js {major} and put its `node` on PATH; "
+                f"Node.js found here: {have})"
+            )
+        )
     for rid in OTHER_IDS:
         out[rid] = "this runtime is not available in Lamina"
     for rid in DEPRECATED_IDS:
@@ -147,16 +139,34 @@ def catalog() -> dict[str, str | None]:
     return out
 
 
+def notes() -> dict[str, str]:
+    """What differs from Lambda for a runnable runtime id here (for `lamina doctor`)."""
+    out: dict[str, str] = {}
+    for rid in PYTHON_IDS:
+        interpreter = python_interpreter(rid)
+        if interpreter is None:
+            continue
+        version = rid.removeprefix("python")
+        sdk = sdk_for(version)
+        out[rid] = interpreter + (
+            f", boto3 {sdk.boto3_version}"
+            if sdk is not None
+            else ", no boto3 (Lamina's needs a newer Python: package your own)"
+        )
+    for rid in NODE_IDS:
+        node = node_interpreter(rid)
+        if node is not None:
+            out[rid] = f"{node}, no AWS SDK for JavaScript (package your own)"
+    for rid in PROVIDED_IDS:
+        out[rid] = "runs the package's executable `bootstrap`"
+    return out
+
+
 def launch(spec: EnvironmentSpec) -> Launch:
     if spec.runtime.startswith("python"):
-        interpreter = python_interpreter(spec.runtime)
-        if interpreter is None:
-            raise RuntimeError(catalog()[spec.runtime] or spec.runtime)
-        return Launch(
-            argv=[interpreter, "-I", str(PYTHON_BOOTSTRAP), spec.handler],
-            execution_env=f"AWS_Lambda_{spec.runtime}",
-            bin_dir=os.path.dirname(interpreter),
-        )
+        return _python(spec)
+    if spec.runtime.startswith("nodejs"):
+        return _node(spec)
     bin_dir, paths = host_python()
     bootstrap = spec.task_root / "bootstrap"
     if spec.opt_dir is not None and not os.path.lexists(bootstrap):
@@ -166,4 +176,48 @@ def launch(spec: EnvironmentSpec) -> Launch:
         execution_env=None,
         bin_dir=bin_dir,
         read_only_paths=paths,
+    )
+
+
+def _python(spec: EnvironmentSpec) -> Launch:
+    interpreter = python_interpreter(spec.runtime)
+    if interpreter is None:
+        raise RuntimeError(catalog().get(spec.runtime) or spec.runtime)
+    argv = [interpreter, "-I", str(PYTHON_BOOTSTRAP), spec.handler]
+    sdk = sdk_for(spec.runtime.removeprefix("python"))
+    paths: tuple[str, ...] = ()
+    if sdk is not None:
+        argv.append(os.pathsep.join(sdk.search_dirs))
+        paths = sdk.paths
+        if interpreter != sys.executable:
+            precompile(interpreter, sdk)
+    return Launch(
+        argv=argv,
+        execution_env=f"AWS_Lambda_{spec.runtime}",
+        bin_dir=os.path.dirname(interpreter),
+        read_only_paths=paths,
+    )
+
+
+def _node(spec: EnvironmentSpec) -> Launch:
+    node = node_interpreter(spec.runtime)
+    if node is None:
+        raise RuntimeError(catalog().get(spec.runtime) or spec.runtime)
+    # As Lambda's Node.js bootstrap does: V8's heap sized from the function's memory, so that a
+    # function that allocates too much gets a JavaScript heap error before the cgroup kills it.
+    semi_space_mb = max(1, min(spec.memory_mb // 50, 64))
+    old_space_mb = max(16, spec.memory_mb - spec.memory_mb // 25 - 3 * semi_space_mb)
+    return Launch(
+        argv=[
+            node,
+            "--expose-gc",
+            "--max-http-header-size=81920",
+            f"--max-semi-space-size={semi_space_mb}",
+            f"--max-old-space-size={old_space_mb}",
+            str(NODE_BOOTSTRAP),
+            spec.handler,
+        ],
+        execution_env=f"AWS_Lambda_{spec.runtime}",
+        bin_dir=os.path.dirname(node),
+        runtime_dir=str(NODE_BOOTSTRAP_DIR),
     )

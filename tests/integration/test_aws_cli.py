@@ -160,12 +160,12 @@ def test_cli_reports_errors(aws_cli: AwsCli, tmp_path: Path) -> None:
         "--handler": "echo.handler",
         "--zip-file": f"fileb://{package}",
     }
-    base["--runtime"] = "nodejs20.x"
+    base["--runtime"] = "java21"
     proc = aws_cli(
         "lambda", "create-function", *[x for kv in base.items() for x in kv], check=False
     )
     assert proc.returncode != 0
     assert (
         "An error occurred (InvalidParameterValueException) when calling the CreateFunction "
-        "operation: The runtime parameter of nodejs20.x is not supported" in proc.stderr
+        "operation: The runtime parameter of java21 is not supported" in proc.stderr
     )

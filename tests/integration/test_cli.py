@@ -183,3 +183,21 @@ def test_unreachable_endpoint(lamina_cli: Run) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "cannot reach Lamina" in lines[0]
+
+
+def test_doctor_lists_runtimes_and_why_not() -> None:
+    from lamina.runtime.runtimes import catalog
+
+    proc = subprocess.run([*LAMINA, "doctor"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    can, _, cannot = proc.stdout.partition("Runtimes this host cannot run:")
+    assert "Runtimes this host can run:" in can
+    for rid, why in catalog().items():
+        if why is None:
+            assert f"\n  {rid}: " in can
+        else:
+            line = next(
+                x for x in cannot.splitlines() if rid in x.strip().split(": ", 1)[0].split(", ")
+            )
+            assert line.endswith(why)
+    assert "provided.al2023: runs the package's executable `bootstrap`" in can

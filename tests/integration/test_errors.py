@@ -188,10 +188,10 @@ def test_bad_function_names(name: str, lambda_client: Any) -> None:
 def test_runtime_this_host_cannot_run(lambda_client: Any, unique_name: str) -> None:
     with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as err:
         lambda_client.create_function(
-            **create_kwargs(unique_name, Runtime="nodejs20.x", Handler="index.handler")
+            **create_kwargs(unique_name, Runtime="java21", Handler="example.Handler::handleRequest")
         )
     message = assert_modelled(err, "InvalidParameterValueException", 400)
-    assert "nodejs20.x" in message and "Node.js" in message
+    assert "java21" in message and "not available in Lamina" in message
     assert PYTHON_RUNTIME in message  # says what this host can run instead
 
     missing = [rid for rid in PYTHON_IDS if python_interpreter(rid) is None]
@@ -255,7 +255,7 @@ def test_update_configuration_refused(
         {"EphemeralStorage": {"Size": 511}},
         {"Environment": {"Variables": {"AWS_LAMBDA_FUNCTION_NAME": "x"}}},
         {"Handler": "nodot"},
-        {"Runtime": "nodejs20.x"},
+        {"Runtime": "java21"},
         {"Role": "arn:aws:iam::1:role/x"},
     ):
         with pytest.raises(unchecked.exceptions.InvalidParameterValueException) as err:
