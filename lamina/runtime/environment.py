@@ -20,8 +20,8 @@ from pathlib import Path
 
 from lamina.runtime.layers_env import layer_variables
 from lamina.runtime.runtime_api import NextEvent, RuntimeAPIServer
-from lamina.runtime.runtimes import BOOTSTRAP_DIR, launch
-from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome
+from lamina.runtime.runtimes import launch
+from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome, endpoint_inside
 from lamina.sandbox import Sandbox, SandboxedProcess, SandboxSpec
 
 _SIGNAL_NAMES = {
@@ -148,7 +148,9 @@ class Environment:
                 SandboxSpec(
                     argv=how.argv,
                     read_only_paths=tuple(Path(p) for p in how.read_only_paths),
-                    env=self._variables(f"127.0.0.1:{port}", how.execution_env, how.bin_dir),
+                    env=self._variables(
+                        f"127.0.0.1:{port}", how.execution_env, how.bin_dir, how.runtime_dir
+                    ),
                     cwd=spec.task_root,
                     output_fd=write_fd,
                     memory_mb=spec.memory_mb,
@@ -554,7 +556,11 @@ class Environment:
     # -- the variables a runtime sees ------------------------------------------------------------
 
     def _variables(
-        self, runtime_api: str, execution_env: str | None, bin_dir: str | None
+        self,
+        runtime_api: str,
+        execution_env: str | None,
+        bin_dir: str | None,
+        runtime_dir: str,
     ) -> dict[str, str]:
         spec = self.spec
         task_root = str(spec.task_root)
@@ -571,13 +577,13 @@ class Environment:
             }
         )
         if spec.api_endpoint:
-            env.setdefault("AWS_ENDPOINT_URL", spec.api_endpoint)
+            env.setdefault("AWS_ENDPOINT_URL", endpoint_inside(spec.api_endpoint))
         env.update(
             {
                 "LANG": "en_US.UTF-8",
                 "TZ": ":UTC",
                 "PATH": path,
-                "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{BOOTSTRAP_DIR}:{task_root}:{task_root}/lib:{opt}/lib",
+                "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{task_root}:{task_root}/lib:{opt}/lib",
                 "_HANDLER": spec.handler,
                 "AWS_REGION": spec.region,
                 "AWS_DEFAULT_REGION": spec.region,
@@ -593,7 +599,7 @@ class Environment:
                 "_AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1",
                 "_AWS_XRAY_DAEMON_PORT": "2000",
                 "LAMBDA_TASK_ROOT": task_root,
-                "LAMBDA_RUNTIME_DIR": str(BOOTSTRAP_DIR),
+                "LAMBDA_RUNTIME_DIR": runtime_dir,
             }
         )
         env.update(layer_variables(spec.runtime, opt, task_root, layered=spec.opt_dir is not None))

@@ -63,3 +63,13 @@ class Outcome:
     log_stream: str = ""
     init_lines: list[tuple[int, str]] = field(default_factory=list)  # output before the event
     log_lines: list[tuple[int, str]] = field(default_factory=list)  # (epoch ms, text)
+
+
+def endpoint_inside(endpoint: str) -> str:
+    """Lamina's endpoint as an SDK inside an environment reaches it (AWS_ENDPOINT_URL). The
+    environment shares the host's network, so the server's own address works, except a
+    wildcard listen address, which becomes the loopback address of its family."""
+    for wildcard, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
+        if wildcard in endpoint:
+            return endpoint.replace(wildcard, loopback, 1)
+    return endpoint

@@ -159,12 +159,36 @@ class LambdaContext:
         )
 
 
-def _setup_path(task_root):
-    """sys.path as on Lambda: task root, then layer paths, then the runtime's own."""
+def _setup_path(task_root, sdk_dirs):
+    """sys.path as on Lambda: task root, then layer paths, then the runtime's own; the SDK
+    (boto3 and its dependencies) after all of them, so that a packaged boto3 wins."""
     opt = os.environ.get("_LAMINA_OPT_DIR", "/opt")
     ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     front = [task_root, f"{opt}/python/lib/{ver}/site-packages", f"{opt}/python"]
     sys.path[:0] = [p for p in front if p not in sys.path]
+    if sdk_dirs:
+        sys.meta_path.append(SdkFinder(sdk_dirs.split(os.pathsep)))
+
+
+class SdkFinder:
+    """Finds the SDK's top-level modules, and only those, in Lamina's own install (found after
+    every sys.path entry: it sits at the end of sys.meta_path). Costs nothing until an import
+    misses everywhere else; the modules are imported only when the function imports them."""
+
+    NAMES = frozenset(("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"))
+
+    def __init__(self, dirs):
+        self.dirs = dirs
+
+    def find_spec(self, name, path=None, target=None):
+        if path is not None or name not in self.NAMES:
+            return None
+        from importlib.machinery import PathFinder
+
+        return PathFinder.find_spec(name, self.dirs)
+
+    def invalidate_caches(self):
+        pass
 
 
 def _setup_logging():
@@ -365,7 +389,7 @@ def main():
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)
-    _setup_path(task_root)
+    _setup_path(task_root, sys.argv[2] if len(sys.argv) > 2 else "")
     client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     _setup_logging()
     try:
