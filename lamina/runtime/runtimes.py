@@ -94,6 +94,22 @@ def host_python() -> tuple[str, tuple[str, ...]]:
     return bin_dir, paths
 
 
+@cache
+def host_node() -> tuple[str | None, tuple[str, ...]]:
+    """The bin directory of the newest `node` found, if it is not one the PATH has anyway, and
+    what a sandbox must map for it: a custom runtime's bootstrap can run a Node.js client
+    (AWS's aws-lambda-ric) with it, as one can run awslambdaric with `python3`."""
+    found = interpreters.node_interpreters()
+    if not found:
+        return None, ()
+    node = found[max(found)][0]
+    bin_dir = os.path.dirname(node)
+    if bin_dir in ("/usr/bin", "/usr/local/bin", "/bin"):
+        return None, ()
+    prefix = os.path.dirname(bin_dir)
+    return bin_dir, (() if prefix.startswith("/usr/") else (prefix,))
+
+
 def python_interpreter(runtime: str) -> str | None:
     """The interpreter that runs this Python runtime id here, or None."""
     return interpreters.python_interpreter(runtime.removeprefix("python"))
@@ -171,11 +187,14 @@ def launch(spec: EnvironmentSpec) -> Launch:
     bootstrap = spec.task_root / "bootstrap"
     if spec.opt_dir is not None and not os.path.lexists(bootstrap):
         bootstrap = spec.opt_dir / "bootstrap"  # a layer may bring the custom runtime
+    node_dir, node_paths = host_node()
+    if node_dir and node_dir != bin_dir:
+        bin_dir = f"{bin_dir}:{node_dir}"
     return Launch(
         argv=[str(bootstrap)],
         execution_env=None,
         bin_dir=bin_dir,
-        read_only_paths=paths,
+        read_only_paths=paths + node_paths,
     )
 
 
