@@ -59,6 +59,31 @@ def test_bash_runtime(lambda_client: Any, create_function: CreateFunction, runti
     assert body["errorType"] == "Runtime.HandlerNotFound"
 
 
+CURL_BOOTSTRAP = """#!/bin/sh
+set -eu
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do
+  headers=$(mktemp)
+  event=$(curl -sS -D "$headers" "$api/invocation/next")
+  id=$(grep -i '^lambda-runtime-aws-request-id:' "$headers" | cut -d' ' -f2 | tr -d '\\r')
+  rm -f "$headers"
+  curl -sS -X POST "$api/invocation/$id/response" -d "{\\"echo\\": $event}" >/dev/null
+done
+"""
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl on this host")
+def test_the_documented_curl_runtime(lambda_client: Any, create_function: CreateFunction) -> None:
+    """The example in docs/runtimes.md, verbatim."""
+    doc = (ROOT / "docs" / "runtimes.md").read_text()
+    assert CURL_BOOTSTRAP in doc
+    code = make_zip({"bootstrap": CURL_BOOTSTRAP}, executable=("bootstrap",))
+    name = create_function(zip_bytes=code, handler="x.y", runtime="provided.al2023")["FunctionName"]
+    for n in (1, 2):
+        resp, body = invoke_json(lambda_client, name, {"n": n})
+        assert "FunctionError" not in resp and body == {"echo": {"n": n}}
+
+
 @cache
 def c_bootstrap(tmp: Path) -> bytes:
     out = tmp / "bootstrap"
