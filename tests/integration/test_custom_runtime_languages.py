@@ -216,13 +216,25 @@ def test_lamina_node_runtime_matches_aws_lambda_ric(
 exports.ok = async (event) => ({ got: event, n: [1, 'two', null] });
 exports.none = async () => undefined;
 exports.cb = (event, context, callback) => callback(null, 'by callback');
+exports.waits = (event, context, callback) => {
+  let late = 'before';
+  setTimeout(() => { late = 'after'; }, 50);
+  callback(null, { get late() { return late; } });
+};
 exports.err = async () => { const e = new Error('with code'); e.name = 'Custom'; throw e; };
 exports.str = (event, context, callback) => callback('a string');
 exports.sync = () => 'ignored';
+exports.big = async () => ({ n: 1n });
+exports.failed = (event, context) => context.fail();
+exports.done = (event, context) => context.done(null, { via: 'done' });
+exports.deep = { er: { fn: async () => 'deep' } };
+exports.notfn = 'x';
 """
     ric_code = ric_zip(node_ric, app)
     own_code = make_zip({"index.js": app})
-    for handler in ("ok", "none", "cb", "err", "str", "sync"):
+    handlers = ["ok", "none", "cb", "waits", "err", "str", "sync", "big", "failed", "done"]
+    handlers += ["deep.er.fn", "notfn", "missing"]
+    for handler in handlers:
         theirs = create_function(
             zip_bytes=ric_code, handler=f"index.{handler}", runtime="provided.al2023"
         )["FunctionName"]
