@@ -22,6 +22,7 @@ from lamina.api.app import LaminaApp
 from lamina.api.buckets import BucketsAPI
 from lamina.api.concurrency import ConcurrencyAPI
 from lamina.api.event_invoke_config import EventInvokeConfigAPI
+from lamina.api.event_source_mappings import EventSourceMappingsAPI
 from lamina.api.events import TARGET as EVENTS_TARGET
 from lamina.api.events import EventsAPI
 from lamina.api.function_urls import FunctionUrlsAPI
@@ -55,6 +56,11 @@ from lamina.queues import Queues
 from lamina.runtime.pool import Pool
 from lamina.runtime.runtimes import catalog
 from lamina.sandbox import choose as choose_sandbox
+from lamina.sources.base import SourceContext, SourceKinds
+from lamina.sources.mappings import Mappings
+from lamina.sources.secrets import FileSecrets
+from lamina.sources.sqs import sqs_kind
+from lamina.sources.store import SqlCheckpoints
 from lamina.triggers.buckets import Buckets
 from lamina.triggers.object_events import ObjectEvents
 from lamina.triggers.rules import Rules
@@ -81,6 +87,7 @@ class Lamina:
     buckets: Buckets | None = None
     object_events: ObjectEvents | None = None
     function_urls: FunctionUrls | None = None
+    mappings: Mappings | None = None
 
     async def startup(self) -> None:
         await self.registry.load()
@@ -100,6 +107,8 @@ class Lamina:
         if self.buckets is not None and self.object_events is not None:
             await self.buckets.load()
             await self.object_events.start()  # files changed while Lamina was down count now
+        if self.mappings is not None:
+            await self.mappings.start()
         _host, _port = self.endpoint.removeprefix("http://").rsplit(":", 1)
         print(f"Lamina is listening on {self.endpoint}", flush=True)
         print(f"  data dir: {self.settings.data_dir}", flush=True)
@@ -117,6 +126,8 @@ class Lamina:
             await self.scheduler.stop()
         if self.object_events is not None:
             await self.object_events.stop()
+        if self.mappings is not None:
+            await self.mappings.close()  # unsettled records come back by their source's rules
         if self.async_worker is not None:
             await self.async_worker.stop()  # what it ran is given back and runs after a restart
         if self.queues is not None:
@@ -202,6 +213,22 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     )
     function_urls = FunctionUrls(db, registry)
     registry.listeners.append(function_urls.forget_deleted)
+    kinds = SourceKinds()
+    kinds.register(sqs_kind())
+    mappings = Mappings(
+        db=db,
+        kinds=kinds,
+        ctx=SourceContext(
+            account_id=settings.account_id,
+            data_dir=settings.data_dir,
+            checkpoints=SqlCheckpoints(db),
+            secrets=FileSecrets(settings.data_dir / "secrets"),
+            queues=queues,
+        ),
+        registry=registry,
+        dispatcher=dispatcher,
+        queues=queues,
+    )
     router = Router()
     BucketsAPI(buckets).mount(router)
     FunctionsAPI(registry, code).mount(router)
@@ -213,6 +240,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     ConcurrencyAPI(registry).mount(router)
     LayersAPI(layers).mount(router)
     FunctionUrlsAPI(function_urls, int(endpoint.rsplit(":", 1)[1])).mount(router)
+    EventSourceMappingsAPI(mappings).mount(router)
     app = LaminaApp(router, default_region=settings.region)
     app.url_gateway = UrlGateway(function_urls, dispatcher)
     app.targets[LOGS_TARGET] = LogsAPI(logs, settings.account_id)
@@ -224,6 +252,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     lamina.buckets, lamina.object_events = buckets, object_events
     app.startup.append(layers.load)
     lamina.function_urls = function_urls
+    lamina.mappings = mappings
     app.startup.append(lamina.startup)
     app.shutdown.append(lamina.shutdown)
     return lamina
