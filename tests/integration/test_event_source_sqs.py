@@ -445,7 +445,7 @@ def test_failed_batch_returns_after_visibility_timeout_then_reaches_the_dlq(
         EventSourceArn=arn,
         FunctionName=fn["FunctionName"],
         BatchSize=10,
-        MaximumBatchingWindowInSeconds=1,
+        MaximumBatchingWindowInSeconds=0,  # window + timeout within the visibility timeout
     )
     started = time.monotonic()
 
@@ -493,7 +493,7 @@ def test_report_batch_item_failures_returns_only_the_failed(
         EventSourceArn=arn,
         FunctionName=fn["FunctionName"],
         BatchSize=10,
-        MaximumBatchingWindowInSeconds=1,
+        MaximumBatchingWindowInSeconds=0,  # window + timeout within the visibility timeout
         FunctionResponseTypes=["ReportBatchItemFailures"],
     )
     letters: list[dict[str, Any]] = []
