@@ -47,6 +47,9 @@ class Settings:
     async_concurrency: int = field(
         default_factory=lambda: int(os.environ.get("LAMINA_ASYNC_CONCURRENCY", "32"))
     )
+    # Amazon MQ broker names to AMQP URLs for RabbitMQ event source mappings that name a broker
+    # ARN: "NAME=amqp://host:5672,OTHER=amqps://host:5671" (unlisted names: amqp://127.0.0.1:5672).
+    mq_brokers: str = field(default_factory=lambda: os.environ.get("LAMINA_MQ_BROKERS", ""))
 
     # Scheduled rules: a test-only speed-up of rate schedules (60: `rate(1 minute)` runs every
     # second). Cron schedules always follow the real clock.

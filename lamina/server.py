@@ -58,6 +58,7 @@ from lamina.runtime.runtimes import catalog
 from lamina.sandbox import choose as choose_sandbox
 from lamina.sources.base import SourceContext, SourceKinds
 from lamina.sources.mappings import Mappings
+from lamina.sources.rabbitmq import parse_brokers, rabbitmq_kind
 from lamina.sources.secrets import FileSecrets
 from lamina.sources.sqs import sqs_kind
 from lamina.sources.store import SqlCheckpoints
@@ -215,6 +216,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     registry.listeners.append(function_urls.forget_deleted)
     kinds = SourceKinds()
     kinds.register(sqs_kind())
+    kinds.register(rabbitmq_kind(parse_brokers(settings.mq_brokers)))
     mappings = Mappings(
         db=db,
         kinds=kinds,

@@ -94,6 +94,17 @@ def split_by_size(records: Sequence[Record], limit: int = MAX_PAYLOAD_BYTES) -> 
     return out
 
 
+def _first_unavailable(group: BaseExceptionGroup[BaseException]) -> SourceUnavailable | None:
+    for exc in group.exceptions:
+        if isinstance(exc, SourceUnavailable):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_unavailable(exc)
+            if found is not None:
+                return found
+    return None
+
+
 class _NotReady(Exception):
     """The function cannot be invoked now; the batch is given back."""
 
@@ -180,9 +191,16 @@ class Poller:
         else:
             count = self.config.max_concurrency or DEFAULT_QUEUE_WORKERS
             workers = [self._queue_worker(s) for s in self._sources for _ in range(count)]
-        async with asyncio.TaskGroup() as group:
-            for worker in workers:
-                group.create_task(worker)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for worker in workers:
+                    group.create_task(worker)
+        except BaseExceptionGroup as failed:
+            # One worker's trouble ended them all; report the source's trouble if that was it.
+            found = _first_unavailable(failed)
+            if found is not None:
+                raise found from None
+            raise
 
     # -- common steps ----------------------------------------------------------------------------
 

@@ -161,3 +161,7 @@ def aws_cli(endpoint: str) -> Callable[..., subprocess.CompletedProcess[str]]:
         return proc
 
     return run
+
+
+# Fixtures of the event source tests (mappings made and cleaned up, the logs client).
+from tests.integration.event_sources import logs, mappings  # noqa: E402, F401
