@@ -1,0 +1,327 @@
+"""The poller's rules, driven with in-memory sources and a scripted function: ordered retries,
+bisection, partial checkpoints, record age, OnFailure records; queue acks, releases, throttles."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lamina.errors import TooManyRequestsException
+from lamina.invoke.dispatcher import InvokeResult
+from lamina.runtime.spec import Outcome
+from lamina.sources import poller as poller_module
+from lamina.sources.base import (
+    MappingConfig,
+    Record,
+    Source,
+    SourceContext,
+    SourceKind,
+    SourceUnavailable,
+)
+from lamina.sources.poller import MappingStatus, Poller, split_by_size
+
+
+def sync(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """Run an async test in its own event loop (the suite has no asyncio plugin)."""
+
+    @functools.wraps(test)
+    def wrapper() -> None:
+        asyncio.run(test())
+
+    return wrapper
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("THROTTLE_BASE_S", "ERROR_BASE_S", "SOURCE_BASE_S", "RETRY_BASE_S", "NOT_READY_S"):
+        monkeypatch.setattr(poller_module, name, 0.001)
+
+
+class MemorySource:
+    """An ordered or queue-like source over a fixed list of records."""
+
+    def __init__(self, count: int, *, arrived_s: float | None = None) -> None:
+        now = time.time() if arrived_s is None else arrived_s
+        self.records = [
+            Record(id=str(i), payload={"n": i}, size=10, arrived_s=now) for i in range(count)
+        ]
+        self.cursor = 0  # next to read
+        self.checkpoint = -1  # last acknowledged (ordered)
+        self.acked: list[str] = []
+        self.released: list[str] = []
+
+    async def connect(self) -> None:
+        pass
+
+    async def fetch(self, max_records: int, window_s: float) -> list[Record]:
+        batch = self.records[self.cursor : self.cursor + max_records]
+        self.cursor += len(batch)
+        if not batch:
+            await asyncio.sleep(0.01)
+        return batch
+
+    async def acknowledge(self, records: Sequence[Record]) -> None:
+        self.acked.extend(r.id for r in records)
+        self.checkpoint = max(self.checkpoint, *(int(r.id) for r in records))
+
+    async def release(self, records: Sequence[Record]) -> None:
+        self.released.extend(r.id for r in records)
+
+    def event(self, records: Sequence[Record]) -> dict[str, Any]:
+        return {"Records": [r.payload for r in records]}
+
+    def failure_info(self, records: Sequence[Record]) -> dict[str, Any]:
+        return {"BatchInfo": {"first": records[0].id, "last": records[-1].id}}
+
+    async def close(self) -> None:
+        pass
+
+
+def result(payload: Any = None, error: str | None = None) -> InvokeResult:
+    body = b"" if payload is None else json.dumps(payload).encode()
+    outcome = Outcome(status="error" if error else "success", payload=body, function_error=error)
+    return InvokeResult(body, "application/json", "$LATEST", error, None, outcome)
+
+
+class Function:
+    """Records every batch; `answer(ns)` decides the result of each call."""
+
+    def __init__(self, answer: Callable[[list[int]], InvokeResult]) -> None:
+        self.calls: list[list[int]] = []
+        self.answer = answer
+
+    async def __call__(self, _mapping: MappingConfig, payload: bytes) -> InvokeResult:
+        ns = [r["n"] for r in json.loads(payload)["Records"]]
+        self.calls.append(ns)
+        return self.answer(ns)
+
+
+def mapping(**changes: Any) -> MappingConfig:
+    base = MappingConfig(
+        uuid="m",
+        region="us-east-1",
+        account_id="000000000000",
+        kind="memory",
+        function_arn="arn:aws:lambda:us-east-1:000000000000:function:f",
+        batch_size=4,
+        max_concurrency=2,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+async def run(
+    source: MemorySource,
+    function: Function,
+    *,
+    ordered: bool,
+    until: Callable[[], bool],
+    sent: list[dict[str, Any]] | None = None,
+    **changes: Any,
+) -> MappingStatus:
+    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
+        return [source]
+
+    kind = SourceKind(
+        name="memory",
+        event_source="memory",
+        ordered=ordered,
+        default_batch_size=4,
+        max_batch_size=100,
+        claims=lambda _r: True,
+        open=open_sources,
+    )
+
+    async def send_failure(_m: MappingConfig, _arn: str, record: dict[str, Any]) -> None:
+        if sent is not None:
+            sent.append(record)
+
+    status = MappingStatus()
+    poller = Poller(
+        mapping(**changes),
+        kind,
+        SourceContext(
+            account_id="0", data_dir=Path("/nonexistent"), checkpoints=None, secrets=None
+        ),  # type: ignore[arg-type]
+        invoke=function,
+        ready=lambda _m: None,
+        send_failure=send_failure,
+        status=status,
+    )
+    poller.start()
+    deadline = time.monotonic() + 10
+    while not until():
+        assert time.monotonic() < deadline, "the poller did not get there"
+        await asyncio.sleep(0.005)
+    await poller.stop()
+    return status
+
+
+# -- ordered -----------------------------------------------------------------------------------
+
+
+@sync
+async def test_ordered_success_checkpoints_each_batch_in_order() -> None:
+    source = MemorySource(10)
+    fn = Function(lambda ns: result())
+    status = await run(source, fn, ordered=True, until=lambda: source.checkpoint == 9)
+    assert fn.calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert status.last_result == "OK"
+
+
+@sync
+async def test_ordered_retries_then_gives_up_to_on_failure() -> None:
+    source = MemorySource(2)
+    fn = Function(lambda ns: result({"errorMessage": "x"}, "Unhandled"))
+    sent: list[dict[str, Any]] = []
+    await run(
+        source,
+        fn,
+        ordered=True,
+        until=lambda: source.checkpoint == 1,
+        sent=sent,
+        max_retry_attempts=2,
+        on_failure="arn:aws:sqs:us-east-1:000000000000:dlq",
+    )
+    assert fn.calls == [[0, 1]] * 3
+    (record,) = sent
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert record["BatchInfo"] == {"first": "0", "last": "1"}
+
+
+@sync
+async def test_bisect_isolates_the_poison_record() -> None:
+    source = MemorySource(4)
+    fn = Function(lambda ns: result(None, "Unhandled") if 2 in ns else result())
+    sent: list[dict[str, Any]] = []
+    await run(
+        source,
+        fn,
+        ordered=True,
+        until=lambda: source.checkpoint == 3,
+        sent=sent,
+        max_retry_attempts=0,
+        bisect_on_error=True,
+        on_failure="arn:aws:sqs:us-east-1:000000000000:dlq",
+    )
+    assert fn.calls == [[0, 1, 2, 3], [0, 1], [2, 3], [2], [3]]
+    assert [r["BatchInfo"] for r in sent] == [{"first": "2", "last": "2"}]
+
+
+@sync
+async def test_item_failures_checkpoint_before_the_first_failed_and_retry_from_it() -> None:
+    source = MemorySource(4)
+    failures = {2: 1}  # record 2 fails once
+
+    def answer(ns: list[int]) -> InvokeResult:
+        failed = [n for n in ns if failures.get(n, 0) > 0]
+        for n in failed:
+            failures[n] -= 1
+        return result({"batchItemFailures": [{"itemIdentifier": str(n)} for n in failed]})
+
+    fn = Function(answer)
+    await run(
+        source,
+        fn,
+        ordered=True,
+        until=lambda: source.checkpoint == 3,
+        function_response_types=("ReportBatchItemFailures",),
+    )
+    assert fn.calls == [[0, 1, 2, 3], [2, 3]]
+    assert source.acked[:2] == ["0", "1"]
+
+
+@sync
+async def test_records_past_their_age_are_given_up_without_an_invocation() -> None:
+    source = MemorySource(2, arrived_s=time.time() - 3600)
+    fn = Function(lambda ns: result())
+    sent: list[dict[str, Any]] = []
+    await run(
+        source,
+        fn,
+        ordered=True,
+        until=lambda: source.checkpoint == 1,
+        sent=sent,
+        max_record_age_s=60,
+        on_failure="arn:aws:sqs:us-east-1:000000000000:dlq",
+    )
+    assert fn.calls == []
+    assert sent[0]["requestContext"]["condition"] == "RecordAgeExceeded"
+
+
+# -- queues ------------------------------------------------------------------------------------
+
+
+@sync
+async def test_queue_acks_successes_and_releases_reported_failures() -> None:
+    source = MemorySource(4)
+    fn = Function(
+        lambda ns: result({"batchItemFailures": [{"itemIdentifier": "1"}]} if 1 in ns else None)
+    )
+    await run(
+        source,
+        fn,
+        ordered=False,
+        until=lambda: len(source.acked) + len(source.released) == 4,
+        function_response_types=("ReportBatchItemFailures",),
+    )
+    assert sorted(source.acked) == ["0", "2", "3"]
+    assert source.released == ["1"]
+
+
+@sync
+async def test_queue_function_error_releases_the_whole_batch() -> None:
+    source = MemorySource(3)
+    fn = Function(lambda ns: result(None, "Unhandled"))
+    status = await run(source, fn, ordered=False, until=lambda: len(source.released) == 3)
+    assert source.acked == []
+    assert status.last_result == "PROBLEM: Function call failed"
+
+
+@sync
+async def test_throttles_are_retried_not_failed() -> None:
+    source = MemorySource(2)
+    throttles = [3]
+
+    def answer(ns: list[int]) -> InvokeResult:
+        if throttles[0]:
+            throttles[0] -= 1
+            raise TooManyRequestsException("ReservedFunctionConcurrentInvocationLimitExceeded")
+        return result()
+
+    fn = Function(answer)
+    status = await run(source, fn, ordered=False, until=lambda: len(source.acked) == 2)
+    assert source.released == []
+    assert len(fn.calls) == 4
+    assert status.last_result == "OK"
+
+
+@sync
+async def test_a_failing_source_is_reported_and_reopened() -> None:
+    class Flaky(MemorySource):
+        opens = 0
+
+        async def connect(self) -> None:
+            Flaky.opens += 1
+            if Flaky.opens < 3:
+                raise SourceUnavailable("Connection error. Broker away")
+
+    source = Flaky(1)
+    fn = Function(lambda ns: result())
+    await run(source, fn, ordered=False, until=lambda: source.acked == ["0"])
+    assert Flaky.opens == 3
+
+
+def test_split_by_size_keeps_batches_under_the_payload_limit() -> None:
+    records = [Record(id=str(i), payload={}, size=4) for i in range(5)]
+    assert [len(b) for b in split_by_size(records, limit=8)] == [2, 2, 1]
+    assert [len(b) for b in split_by_size([Record(id="x", payload={}, size=20)], limit=8)] == [1]
