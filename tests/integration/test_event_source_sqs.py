@@ -595,3 +595,75 @@ def test_mappings_survive_a_restart_and_resume(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+
+
+def test_a_mapping_may_name_an_alias(
+    lambda_client: Any,
+    sqs: Any,
+    logs: Any,
+    create_function: CreateFunction,
+    queue: Callable[..., tuple[str, str]],
+    mappings: Callable[..., dict[str, Any]],
+) -> None:
+    fn = batch_function(create_function)
+    version = lambda_client.publish_version(FunctionName=fn["FunctionName"])["Version"]
+    lambda_client.create_alias(
+        FunctionName=fn["FunctionName"], Name="live", FunctionVersion=version
+    )
+    url, arn = queue()
+    made = mappings(EventSourceArn=arn, FunctionName=f"{fn['FunctionName']}:live")
+    assert made["FunctionArn"] == f"{fn['FunctionArn']}:live"
+    listed = lambda_client.list_event_source_mappings(FunctionName=f"{fn['FunctionName']}:live")
+    assert [m["UUID"] for m in listed["EventSourceMappings"]] == [made["UUID"]]
+    assert (
+        lambda_client.list_event_source_mappings(FunctionName=f"{fn['FunctionName']}:other")[
+            "EventSourceMappings"
+        ]
+        == []
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="to the alias")
+    poll(lambda: records_of(logs, fn["FunctionName"]), what="the record")
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.create_event_source_mapping(
+            EventSourceArn=arn, FunctionName=f"{fn['FunctionName']}:missing"
+        )
+
+
+def test_the_aws_cli_manages_mappings(
+    aws_cli: Callable[..., Any],
+    create_function: CreateFunction,
+    queue: Callable[..., tuple[str, str]],
+) -> None:
+    fn = batch_function(create_function)
+    _url, arn = queue()
+    created = json.loads(
+        aws_cli(
+            "lambda",
+            "create-event-source-mapping",
+            "--function-name",
+            fn["FunctionName"],
+            "--event-source-arn",
+            arn,
+            "--batch-size",
+            "5",
+            "--function-response-types",
+            "ReportBatchItemFailures",
+        ).stdout
+    )
+    assert created["State"] == "Creating" and created["BatchSize"] == 5
+    listed = json.loads(
+        aws_cli("lambda", "list-event-source-mappings", "--event-source-arn", arn).stdout
+    )
+    assert [m["UUID"] for m in listed["EventSourceMappings"]] == [created["UUID"]]
+    updated = json.loads(
+        aws_cli(
+            "lambda", "update-event-source-mapping", "--uuid", created["UUID"], "--no-enabled"
+        ).stdout
+    )
+    assert updated["State"] == "Disabling"
+    deleted = json.loads(
+        aws_cli("lambda", "delete-event-source-mapping", "--uuid", created["UUID"]).stdout
+    )
+    assert deleted["State"] == "Deleting"
+    failed = aws_cli("lambda", "get-event-source-mapping", "--uuid", str(uuid.uuid4()), check=False)
+    assert failed.returncode != 0 and "ResourceNotFoundException" in failed.stderr
