@@ -242,8 +242,10 @@ class SourceKind:
     common checks) and may return it completed (defaults, normalised values); it raises
     InvalidParameterValueException with Lambda's wording. `open` builds the sources of an
     enabled mapping (queues: one; ordered streams: one per partition). `output_members` are the
-    optional wire members GetEventSourceMapping shows for this kind (AWS shows an SQS mapping
-    with fewer members than a stream mapping). `describe` words the source in the 409 for a
+    optional wire members this kind takes in Create/Update and GetEventSourceMapping shows (AWS
+    shows an SQS mapping with fewer members than a stream mapping); any other optional member
+    (StartingPosition, DestinationConfig, ScalingConfig, ...) is refused with Lambda's
+    "Unsupported <Member> parameter for given event source mapping type.". `describe` words the source in the 409 for a
     duplicate mapping; `same_source` says whether two mappings read the same source.
     """
 
