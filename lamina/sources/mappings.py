@@ -114,7 +114,8 @@ class Mappings:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await asyncio.gather(
-            *(self._stop_poller(e) for e in self._entries.values()), return_exceptions=True
+            *(self._stop_poller(e, graceful=False) for e in self._entries.values()),
+            return_exceptions=True,
         )
 
     # -- reads -----------------------------------------------------------------------------------
@@ -260,10 +261,15 @@ class Mappings:
         )
         entry.poller.start()
 
-    async def _stop_poller(self, entry: MappingEntry) -> None:
+    async def _stop_poller(self, entry: MappingEntry, *, graceful: bool = True) -> None:
+        """Stop the poller; batches being processed may finish (as long as the function may
+        run, at most a minute) unless the server is shutting down."""
         poller, entry.poller = entry.poller, None
         if poller is not None:
-            await poller.stop()
+            grace = 0.0
+            if graceful and not self._closing:
+                grace = min(self._function_timeout_s(entry.config) + 5.0, 60.0)
+            await poller.stop(grace)
 
     # -- what pollers call -----------------------------------------------------------------------
 

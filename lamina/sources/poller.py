@@ -132,6 +132,9 @@ class Poller:
         self._task: asyncio.Task[None] | None = None
         self._sources: list[Source] = []
         self._source_failures = 0
+        self._draining = False
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy: set[asyncio.Task[None] | None] = set()  # workers in the middle of a batch
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -140,8 +143,18 @@ class Poller:
             self._run(), name=f"mapping-{self.config.uuid}"
         )
 
-    async def stop(self) -> None:
-        """Stop fetching and invoking; records not settled come back by the source's rules."""
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Stop fetching and invoking. With `grace_s`, batches being processed may finish first
+        (idle workers stop at once); what is still running after it is cancelled. Records not
+        settled come back by the source's rules."""
+        if self._task is not None and grace_s > 0:
+            self._draining = True
+            for worker in self._workers:
+                if worker not in self._busy:
+                    worker.cancel()
+            running = [w for w in self._workers if not w.done()]
+            if running:
+                await asyncio.wait(running, timeout=grace_s)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -164,7 +177,7 @@ class Poller:
                 log.debug("closing a source of mapping %s failed", self.config.uuid, exc_info=True)
 
     async def _run(self) -> None:
-        while True:
+        while not self._draining:
             try:
                 await self._open_and_work()
             except asyncio.CancelledError:
@@ -176,6 +189,8 @@ class Poller:
                 log.exception("event source mapping %s failed", self.config.uuid)
                 self.report(problem(f"Internal error: {type(exc).__name__}"))
                 self._source_failures += 1
+            else:
+                return  # the workers ended: the poller is draining
             await self._close_sources()
             await asyncio.sleep(backoff_s(SOURCE_BASE_S, SOURCE_MAX_S, self._source_failures))
 
@@ -193,8 +208,7 @@ class Poller:
             workers = [self._queue_worker(s) for s in self._sources for _ in range(count)]
         try:
             async with asyncio.TaskGroup() as group:
-                for worker in workers:
-                    group.create_task(worker)
+                self._workers = [group.create_task(w) for w in workers]
         except BaseExceptionGroup as failed:
             # One worker's trouble ended them all; report the source's trouble if that was it.
             found = _first_unavailable(failed)
@@ -268,54 +282,67 @@ class Poller:
 
     async def _queue_worker(self, source: Source) -> None:
         errors = 0
-        while True:
+        while not self._draining:
             await self._wait_until_ready()
             records = await self._fetch(source)
             if not records:
                 continue
-            kept, dropped = self._split_filtered(records)
-            if dropped:
-                await source.acknowledge(dropped)
-            failed_any = False
-            for number, chunk in enumerate(split_by_size(kept)):
-                try:
-                    failed, _ = await self._invoke_batch(
-                        source, chunk, give_up_s=THROTTLE_GIVE_UP_S
-                    )
-                except _NotReady:
-                    await source.release([r for c in split_by_size(kept)[number:] for r in c])
-                    failed_any = True
-                    break
-                failed_refs = {id(r) for r in failed}
-                done = [r for r in chunk if id(r) not in failed_refs]
-                if done:
-                    await source.acknowledge(done)
-                if failed:
-                    await source.release(failed)
-                    failed_any = True
+            me = asyncio.current_task()
+            self._busy.add(me)
+            try:
+                failed_any = await self._queue_batch(source, records)
+            finally:
+                self._busy.discard(me)
             if failed_any:
                 errors += 1
                 await asyncio.sleep(backoff_s(ERROR_BASE_S, ERROR_MAX_S, errors))
             else:
                 errors = 0
 
+    async def _queue_batch(self, source: Source, records: list[Record]) -> bool:
+        """Filter, invoke, settle one fetched batch; True when some of it failed."""
+        kept, dropped = self._split_filtered(records)
+        if dropped:
+            await source.acknowledge(dropped)
+        failed_any = False
+        for number, chunk in enumerate(split_by_size(kept)):
+            try:
+                failed, _ = await self._invoke_batch(source, chunk, give_up_s=THROTTLE_GIVE_UP_S)
+            except _NotReady:
+                await source.release([r for c in split_by_size(kept)[number:] for r in c])
+                failed_any = True
+                break
+            failed_refs = {id(r) for r in failed}
+            done = [r for r in chunk if id(r) not in failed_refs]
+            if done:
+                await source.acknowledge(done)
+            if failed:
+                await source.release(failed)
+                failed_any = True
+        return failed_any
+
     # -- ordered streams -------------------------------------------------------------------------
 
     async def _ordered_worker(self, source: Source) -> None:
-        while True:
+        while not self._draining:
             await self._wait_until_ready()
             records = await self._fetch(source)
             if not records:
                 continue
-            kept, _dropped = self._split_filtered(records)
+            me = asyncio.current_task()
+            self._busy.add(me)
             try:
-                for chunk in split_by_size(kept):
-                    await self._settle_ordered(source, records, chunk)
-            except _NotReady:
-                await source.release(records)
-                await asyncio.sleep(NOT_READY_S)
-                continue
-            await source.acknowledge(records)
+                kept, _dropped = self._split_filtered(records)
+                try:
+                    for chunk in split_by_size(kept):
+                        await self._settle_ordered(source, records, chunk)
+                except _NotReady:
+                    await source.release(records)
+                    await asyncio.sleep(NOT_READY_S)
+                    continue
+                await source.acknowledge(records)
+            finally:
+                self._busy.discard(me)
 
     async def _settle_ordered(
         self, source: Source, fetched: list[Record], batch: list[Record], depth: int = 0

@@ -325,3 +325,47 @@ def test_split_by_size_keeps_batches_under_the_payload_limit() -> None:
     records = [Record(id=str(i), payload={}, size=4) for i in range(5)]
     assert [len(b) for b in split_by_size(records, limit=8)] == [2, 2, 1]
     assert [len(b) for b in split_by_size([Record(id="x", payload={}, size=20)], limit=8)] == [1]
+
+
+@sync
+async def test_a_graceful_stop_lets_the_batch_in_flight_finish() -> None:
+    source = MemorySource(3)
+    called = asyncio.Event()
+
+    async def slow(_m: MappingConfig, payload: bytes) -> InvokeResult:
+        called.set()
+        await asyncio.sleep(0.3)
+        return result()
+
+    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
+        return [source]
+
+    kind = SourceKind(
+        name="memory",
+        event_source="memory",
+        ordered=False,
+        default_batch_size=4,
+        max_batch_size=100,
+        claims=lambda _r: True,
+        open=open_sources,
+    )
+
+    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
+        pass
+
+    poller = Poller(
+        mapping(),
+        kind,
+        SourceContext(
+            account_id="0", data_dir=Path("/nonexistent"), checkpoints=None, secrets=None
+        ),  # type: ignore[arg-type]
+        invoke=slow,
+        ready=lambda _m: None,
+        send_failure=send_failure,
+        status=MappingStatus(),
+    )
+    poller.start()
+    await asyncio.wait_for(called.wait(), 10)
+    await poller.stop(grace_s=5)
+    assert sorted(source.acked) == ["0", "1", "2"]
+    assert source.released == []
