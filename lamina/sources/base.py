@@ -257,6 +257,9 @@ class SourceKind:
     claims: Callable[[CreateRequest], bool]
     open: Callable[[MappingConfig, SourceContext], Awaitable[list[Source]]]
     check: Callable[[MappingConfig, SourceContext], Awaitable[MappingConfig]] | None = None
+    # After a mapping is deleted: drop what the kind installed for it at the source (a consumer
+    # group, a trigger). Best effort: a failure is logged, the mapping is gone either way.
+    remove: Callable[[MappingConfig, SourceContext], Awaitable[None]] | None = None
     output_members: frozenset[str] = frozenset()
     describe: Callable[[MappingConfig], str] = lambda m: f'EventSource ("{m.event_source_arn}")'
     default_window_s: int = 0

@@ -234,6 +234,7 @@ class Mappings:
                 await self.db.run(self.store.remove, entry.config.uuid)
                 if self._entries.get(entry.config.uuid) is entry:
                     del self._entries[entry.config.uuid]
+                await self._remove_at_source(entry)
                 return
             state = ENABLED if entry.config.enabled else DISABLED
             if entry.config.enabled and not self._closing:
@@ -244,6 +245,18 @@ class Mappings:
         task = asyncio.get_running_loop().create_task(settle())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _remove_at_source(self, entry: MappingEntry) -> None:
+        kind = self.kind_of(entry)
+        if kind is None or kind.remove is None:
+            return
+        try:
+            await kind.remove(entry.config, self.ctx)
+        except Exception:
+            log.exception(
+                "event source mapping %s: removing its state at the source failed",
+                entry.config.uuid,
+            )
 
     def _start_poller(self, entry: MappingEntry) -> None:
         kind = self.kind_of(entry)
