@@ -667,3 +667,46 @@ def test_the_aws_cli_manages_mappings(
     assert deleted["State"] == "Deleting"
     failed = aws_cli("lambda", "get-event-source-mapping", "--uuid", str(uuid.uuid4()), check=False)
     assert failed.returncode != 0 and "ResourceNotFoundException" in failed.stderr
+
+
+def test_a_deleted_queue_is_reported_not_fatal(
+    lambda_client: Any,
+    sqs: Any,
+    create_function: CreateFunction,
+    queue: Callable[..., tuple[str, str]],
+    mappings: Callable[..., dict[str, Any]],
+) -> None:
+    fn = batch_function(create_function)
+    url, arn = queue()
+    made = mappings(EventSourceArn=arn, FunctionName=fn["FunctionName"])
+    sqs.delete_queue(QueueUrl=url)
+
+    def reported() -> bool:
+        got = lambda_client.get_event_source_mapping(UUID=made["UUID"])
+        return "does not exist" in got["LastProcessingResult"] and got["State"] == "Enabled"
+
+    poll(reported, 60, "the missing queue to be reported")
+    assert lambda_client.get_function(FunctionName=fn["FunctionName"])
+
+
+def test_a_long_window_stretches_the_visibility_timeout(
+    sqs: Any,
+    logs: Any,
+    create_function: CreateFunction,
+    queue: Callable[..., tuple[str, str]],
+    mappings: Callable[..., dict[str, Any]],
+) -> None:
+    fn = batch_function(create_function)  # timeout 3 s
+    url, arn = queue(VisibilityTimeout="4")
+    mappings(
+        EventSourceArn=arn,
+        FunctionName=fn["FunctionName"],
+        BatchSize=20,
+        MaximumBatchingWindowInSeconds=2,
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="please fail")
+    poll(lambda: records_of(logs, fn["FunctionName"]), what="the first delivery")
+    # window 2 + timeout 3 > visibility 4: Lambda holds the message for 2 + 3 + 30 s.
+    time.sleep(6)
+    assert len(records_of(logs, fn["FunctionName"])) == 1
+    assert queue_counts(sqs, url) == (0, 1)
