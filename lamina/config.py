@@ -36,6 +36,17 @@ class Settings:
     # How long an idle environment runs on before it is frozen (0: as soon as its runtime waits
     # for the next event, as on Lambda). A few ms spare back-to-back calls the freeze/thaw pair.
     freeze_delay_s: float = 0.0
+    # Snapshot starts: cold starts fork a template of the function version that did Init once
+    # (docs/snapshot-starts.md). How long an unused template is kept (None: max(idle, 600 s)).
+    snapshot_starts: bool = field(
+        default_factory=lambda: os.environ.get("LAMINA_SNAPSHOT_STARTS", "on") != "off"
+    )
+    template_idle_timeout_s: float | None = None
+    # Memory pressure: below this much available host memory (MB), idle environments are
+    # evicted and new ones refused with a throttle (0: never).
+    min_available_mb: int = field(
+        default_factory=lambda: int(os.environ.get("LAMINA_MIN_AVAILABLE_MB", "256"))
+    )
     log_level: str = "info"
     # How environments are isolated: auto (the strongest the host allows), linux, process (none).
     sandbox: str = field(default_factory=lambda: os.environ.get("LAMINA_SANDBOX", "auto"))

@@ -35,6 +35,7 @@ from lamina.api.logs import TARGET as LOGS_TARGET
 from lamina.api.logs import LogsAPI
 from lamina.api.sqs import TARGET as SQS_TARGET
 from lamina.api.sqs import SqsAPI
+from lamina.api.status import StatusAPI
 from lamina.api.url_gateway import UrlGateway
 from lamina.api.versions import VersionsAPI
 from lamina.config import Settings
@@ -171,6 +172,9 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         idle_timeout_s=settings.idle_timeout_s,
         init_timeout_s=settings.init_timeout_s,
         freeze_delay_s=settings.freeze_delay_s,
+        snapshot_starts=settings.snapshot_starts,
+        template_idle_timeout_s=settings.template_idle_timeout_s,
+        min_available_mb=settings.min_available_mb,
     )
     registry.listeners.append(pool.retire)
     dispatcher = Dispatcher(
@@ -243,6 +247,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     LayersAPI(layers).mount(router)
     FunctionUrlsAPI(function_urls, int(endpoint.rsplit(":", 1)[1])).mount(router)
     EventSourceMappingsAPI(mappings).mount(router)
+    StatusAPI(pool).mount(router)
     app = LaminaApp(router, default_region=settings.region)
     app.url_gateway = UrlGateway(function_urls, dispatcher)
     app.targets[LOGS_TARGET] = LogsAPI(logs, settings.account_id)

@@ -79,6 +79,29 @@ def cli() -> None:
     help="Seconds an idle environment stays warm.",
 )
 @click.option(
+    "--snapshot-starts",
+    default="on",
+    show_default=True,
+    envvar="LAMINA_SNAPSHOT_STARTS",
+    type=click.Choice(["on", "off"]),
+    help="Cold starts fork a template of the function version that did Init once.",
+)
+@click.option(
+    "--template-idle-timeout",
+    default=None,
+    type=click.FloatRange(0.1),
+    envvar="LAMINA_TEMPLATE_IDLE_TIMEOUT",
+    help="Seconds an unused template is kept [default: the larger of --idle-timeout and 600].",
+)
+@click.option(
+    "--min-available-mb",
+    default=256,
+    show_default=True,
+    type=click.IntRange(0),
+    envvar="LAMINA_MIN_AVAILABLE_MB",
+    help="Below this much available host memory, evict idle environments and throttle new ones.",
+)
+@click.option(
     "--freeze-delay",
     default=0.0,
     show_default=True,
@@ -126,6 +149,9 @@ def server(
     account_concurrency: int,
     min_unreserved_concurrency: int,
     idle_timeout: float,
+    snapshot_starts: str,
+    template_idle_timeout: float | None,
+    min_available_mb: int,
     freeze_delay: float,
     async_retry_base: float,
     async_concurrency: int,
@@ -151,6 +177,9 @@ def server(
                 account_concurrency=account_concurrency,
                 min_unreserved_concurrency=min_unreserved_concurrency,
                 idle_timeout_s=idle_timeout,
+                snapshot_starts=snapshot_starts == "on",
+                template_idle_timeout_s=template_idle_timeout,
+                min_available_mb=min_available_mb,
                 freeze_delay_s=freeze_delay,
                 async_retry_base_s=async_retry_base,
                 async_concurrency=async_concurrency,

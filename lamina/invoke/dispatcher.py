@@ -27,10 +27,11 @@ from lamina.control.registry import Registry
 from lamina.errors import (
     InvalidParameterValueException,
     ResourceConflictException,
+    TooManyRequestsException,
 )
 from lamina.invoke.admission import Admission
 from lamina.observe.logs import LogStore
-from lamina.runtime.pool import Pool
+from lamina.runtime.pool import HostMemoryLow, Pool
 from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,15 @@ class Dispatcher:
         request_id: str | None = None,
     ) -> InvokeResult:
         record = self.registry.record(cfg.region, FunctionRef(cfg.name, None, None, None))
-        lease = self.admission.acquire(
-            record.key,
-            record.reserved_concurrency,
-            self.registry.unreserved_concurrency(cfg.region),
-        )
+        try:
+            lease = self.admission.acquire(
+                record.key,
+                record.reserved_concurrency,
+                self.registry.unreserved_concurrency(cfg.region),
+            )
+        except TooManyRequestsException:
+            self.pool.counters[(cfg.region, cfg.name, cfg.version)].throttles += 1
+            raise
         try:
             invocation = Invocation(
                 request_id=request_id or str(uuid.uuid4()),
@@ -124,6 +129,10 @@ class Dispatcher:
                 client_context=client_context,
             )
             outcome = await self.pool.invoke(self._spec(cfg), invocation)
+        except HostMemoryLow as exc:
+            raise TooManyRequestsException(
+                "ConcurrentInvocationLimitExceeded", f"Rate Exceeded: {exc}"
+            ) from exc
         finally:
             self.admission.release(lease)
         text = self._record_logs(cfg, invocation.request_id, outcome)

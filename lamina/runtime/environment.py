@@ -17,12 +17,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lamina.runtime.layers_env import layer_variables
 from lamina.runtime.runtime_api import NextEvent, RuntimeAPIServer
 from lamina.runtime.runtimes import launch
 from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome, endpoint_inside
 from lamina.sandbox import Sandbox, SandboxedProcess, SandboxSpec
+
+if TYPE_CHECKING:
+    from lamina.runtime.template import Template
 
 _SIGNAL_NAMES = {
     signal.SIGKILL: "killed",
@@ -91,8 +95,12 @@ class Environment:
         *,
         init_timeout_s: float,
         freeze_delay_s: float = 0.0,
+        template: Template | None = None,
+        init_type: str = "on-demand",
     ) -> None:
         self.spec = spec
+        self.template = template  # snapshot start: forked from this, not started fresh
+        self.init_type = init_type
         self.sandbox = sandbox
         self.init_timeout_s = init_timeout_s
         self.freeze_delay_s = freeze_delay_s
@@ -103,6 +111,7 @@ class Environment:
         self.log_stream = f"{day}/[{spec.version}]{self.id}"
         self.state = "starting"
         self.retired = False
+        self.provisioned = False  # provisioned concurrency: kept ready, never expires idle
         self.last_used = time.monotonic()
         self.invocations = 0
         self.init_duration_ms: float | None = None
@@ -132,6 +141,9 @@ class Environment:
 
     async def start(self) -> None:
         self._started_at = time.perf_counter()
+        if self.template is not None:
+            await self._fork(self.template)
+            return
         spec = self.spec
         try:
             how = launch(spec)
@@ -173,12 +185,45 @@ class Environment:
         self._loop.add_reader(read_fd, self._on_output)
         self._loop.add_reader(self._proc.exit_fd(), self._on_exit)
 
+    async def _fork(self, template: Template) -> None:
+        """Snapshot start: a fork of the version's template, which did Init already. The
+        template's Init output opens this environment's log, as if it had run here."""
+        port = await self._api.start()
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        self._out_fd = read_fd
+        try:
+            self._proc = await template.fork(
+                output_fd=write_fd,
+                runtime_api=f"127.0.0.1:{port}",
+                log_stream=self.log_stream,
+                init_type=self.init_type,
+            )
+        except BaseException:
+            self._api.close()
+            self._close_output()
+            self.state = "dead"
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(write_fd)
+        self._lines = list(template.init_lines)
+        self._loop.add_reader(read_fd, self._on_output)
+        self._loop.add_reader(self._proc.exit_fd(), self._on_exit)
+
     def stop(self) -> None:
         """Kill the tree and release everything. Idempotent. The exit is reaped by _on_exit."""
         if self._proc is not None and not self._exited.done():
             self._proc.kill()
         self._api.close()
         self._mark_dead()
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Until Init is done (the runtime's first /next); raises if it failed or took too long.
+        Used to initialise ahead of traffic (provisioned concurrency)."""
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(self._ready)
+        self._drain_output()
 
     async def wait_exited(self) -> None:
         """Until the runtime process has exited and been reaped."""
@@ -562,54 +607,72 @@ class Environment:
         bin_dir: str | None,
         runtime_dir: str,
     ) -> dict[str, str]:
-        spec = self.spec
-        task_root = str(spec.task_root)
-        opt = str(spec.opt_dir) if spec.opt_dir is not None else "/opt"
-        path = ":".join(
-            p for p in (bin_dir, "/usr/local/bin", "/usr/bin/", "/bin", f"{opt}/bin") if p
+        return runtime_variables(
+            self.spec,
+            self.log_stream,
+            runtime_api,
+            execution_env,
+            bin_dir,
+            runtime_dir,
+            self.init_type,
         )
-        env = dict(spec.variables)  # the function's own come first; the platform's win
-        env.update(
-            {
-                "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "lamina"),
-                "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "lamina"),
-                "AWS_SESSION_TOKEN": env.get("AWS_SESSION_TOKEN", "lamina"),
-            }
-        )
-        if spec.api_endpoint:
-            env.setdefault("AWS_ENDPOINT_URL", endpoint_inside(spec.api_endpoint))
-        env.update(
-            {
-                "LANG": "en_US.UTF-8",
-                "TZ": ":UTC",
-                "PATH": path,
-                "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{task_root}:{task_root}/lib:{opt}/lib",
-                "_HANDLER": spec.handler,
-                "AWS_REGION": spec.region,
-                "AWS_DEFAULT_REGION": spec.region,
-                "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
-                "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-                "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
-                "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
-                "AWS_LAMBDA_RUNTIME_API": runtime_api,
-                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-                "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
-                "_AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1",
-                "_AWS_XRAY_DAEMON_PORT": "2000",
-                "LAMBDA_TASK_ROOT": task_root,
-                "LAMBDA_RUNTIME_DIR": runtime_dir,
-            }
-        )
-        env.update(layer_variables(spec.runtime, opt, task_root, layered=spec.opt_dir is not None))
-        if execution_env:
-            env["AWS_EXECUTION_ENV"] = execution_env
-        if spec.log_format == "JSON":
-            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
-            if spec.log_level:
-                env["AWS_LAMBDA_LOG_LEVEL"] = spec.log_level
-        return env
+
+
+def runtime_variables(
+    spec: EnvironmentSpec,
+    log_stream: str,
+    runtime_api: str,
+    execution_env: str | None,
+    bin_dir: str | None,
+    runtime_dir: str,
+    init_type: str = "on-demand",
+) -> dict[str, str]:
+    """The variables a runtime starts with (a template's forks replace the per-environment ones)."""
+    task_root = str(spec.task_root)
+    opt = str(spec.opt_dir) if spec.opt_dir is not None else "/opt"
+    path = ":".join(p for p in (bin_dir, "/usr/local/bin", "/usr/bin/", "/bin", f"{opt}/bin") if p)
+    env = dict(spec.variables)  # the function's own come first; the platform's win
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "lamina"),
+            "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "lamina"),
+            "AWS_SESSION_TOKEN": env.get("AWS_SESSION_TOKEN", "lamina"),
+        }
+    )
+    if spec.api_endpoint:
+        env.setdefault("AWS_ENDPOINT_URL", endpoint_inside(spec.api_endpoint))
+    env.update(
+        {
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "PATH": path,
+            "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{task_root}:{task_root}/lib:{opt}/lib",
+            "_HANDLER": spec.handler,
+            "AWS_REGION": spec.region,
+            "AWS_DEFAULT_REGION": spec.region,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+            "_AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1",
+            "_AWS_XRAY_DAEMON_PORT": "2000",
+            "LAMBDA_TASK_ROOT": task_root,
+            "LAMBDA_RUNTIME_DIR": runtime_dir,
+        }
+    )
+    env.update(layer_variables(spec.runtime, opt, task_root, layered=spec.opt_dir is not None))
+    if execution_env:
+        env["AWS_EXECUTION_ENV"] = execution_env
+    if spec.log_format == "JSON":
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        if spec.log_level:
+            env["AWS_LAMBDA_LOG_LEVEL"] = spec.log_level
+    return env
 
 
 def _error_document(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, str]:

@@ -2,7 +2,12 @@
 
 The most recently used idle environment is taken first (its /tmp and globals are warmest); with
 none idle a new one is cold-started, so concurrency equals the number of busy environments.
-Admission (how many may run) is decided above, in invoke/; the pool never refuses.
+Admission (how many may run) is decided above, in invoke/; the pool refuses only when the host
+is short of memory after evicting idle environments (HostMemoryLow).
+
+A cold start is a snapshot start where it can be (runtime/template.py): a fork of the function
+version's template, which did Init once. Provisioned environments are started ahead of traffic,
+ready before they are counted, and never expire while their configuration stands.
 """
 
 from __future__ import annotations
@@ -12,13 +17,42 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lamina.runtime.environment import Environment
 from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome
+from lamina.runtime.template import Template, TemplateUnavailable
 from lamina.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
+
+Group = tuple[str, str, str]  # (region, function name, version)
+
+
+class HostMemoryLow(Exception):
+    """No new environment: the host's available memory is below the floor even after evicting
+    every idle environment."""
+
+    def __init__(self, available_mb: int, floor_mb: int) -> None:
+        super().__init__(
+            f"the host has {available_mb} MB of memory available, below Lamina's floor of "
+            f"{floor_mb} MB: no new execution environment can start"
+        )
+        self.available_mb = available_mb
+        self.floor_mb = floor_mb
+
+
+@dataclass(slots=True)
+class Counters:
+    """Per function version, since the server started."""
+
+    invocations: int = 0
+    cold_starts: int = 0
+    snapshot_starts: int = 0  # cold starts that were forks of the version's template
+    warm_starts: int = 0
+    throttles: int = 0  # counted by the dispatcher (admission) and here (memory)
+    evictions: int = 0  # idle environments stopped because the host was short of memory
+    init_ms_total: float = 0.0
 
 
 @dataclass(slots=True)
@@ -26,8 +60,27 @@ class PoolStats:
     environments: int = 0
     busy: int = 0
     idle: int = 0
+    provisioned: int = 0
     cold_starts: int = 0
     warm_starts: int = 0
+    snapshot_starts: int = 0
+    invocations: int = 0
+    throttles: int = 0
+    evictions: int = 0
+    templates: int = 0
+    template_refusals: dict[str, str] = field(default_factory=dict)
+
+
+def available_memory_mb() -> int:
+    """MemAvailable from /proc/meminfo (what the kernel could give without swapping)."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError):
+        pass
+    return 1 << 30
 
 
 class Pool:
@@ -38,13 +91,27 @@ class Pool:
         idle_timeout_s: float,
         init_timeout_s: float,
         freeze_delay_s: float = 0.0,
+        snapshot_starts: bool = True,
+        template_idle_timeout_s: float | None = None,
+        min_available_mb: int = 0,
     ) -> None:
         self.freeze_delay_s = freeze_delay_s
         self.sandbox = sandbox
         self.idle_timeout_s = idle_timeout_s
         self.init_timeout_s = init_timeout_s
+        self.snapshot_starts = snapshot_starts
+        self.template_idle_timeout_s = (
+            template_idle_timeout_s
+            if template_idle_timeout_s is not None
+            else max(idle_timeout_s, 600.0)
+        )
+        self.min_available_mb = min_available_mb
         self._idle: dict[tuple[object, ...], list[Environment]] = defaultdict(list)
         self._all: set[Environment] = set()
+        self._templates: dict[tuple[object, ...], asyncio.Future[Template | None]] = {}
+        # keys that start plainly: their version, and why
+        self._refused: dict[tuple[object, ...], tuple[Group, str]] = {}
+        self.counters: dict[Group, Counters] = defaultdict(Counters)
         self.cold_starts = 0
         self.warm_starts = 0
         self._reaper: asyncio.Task[None] | None = None
@@ -53,28 +120,68 @@ class Pool:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
 
     async def invoke(self, spec: EnvironmentSpec, invocation: Invocation) -> Outcome:
+        counters = self.counters[spec.group]
+        counters.invocations += 1
         env = self._take(spec.key)
         if env is None:
-            env = Environment(
-                spec,
-                self.sandbox,
-                init_timeout_s=self.init_timeout_s,
-                freeze_delay_s=self.freeze_delay_s,
-            )
-            env.on_dead = self._forget
-            self._all.add(env)
             self.cold_starts += 1
-            try:
-                await env.start()
-            except BaseException:
-                self._drop(env)
-                raise
+            counters.cold_starts += 1
+            env = await self._new_environment(spec)
+            if env.template is not None:
+                counters.snapshot_starts += 1
         else:
             self.warm_starts += 1
+            counters.warm_starts += 1
         try:
-            return await env.invoke(invocation)
+            outcome = await env.invoke(invocation)
         finally:
             self._release(env)
+        if outcome.init_duration_ms is not None:
+            counters.init_ms_total += outcome.init_duration_ms
+        return outcome
+
+    async def provision(self, spec: EnvironmentSpec, count: int) -> int:
+        """Start `count` more environments of this spec, initialised and idle, that do not
+        expire; returns how many became ready (an Init failure stops it short)."""
+        started = [
+            await self._new_environment(spec, init_type="provisioned-concurrency")
+            for _ in range(count)
+        ]
+        ready = 0
+        for env in started:
+            try:
+                await env.wait_ready(self.init_timeout_s)
+            except Exception:
+                self._drop(env)
+                continue
+            env.provisioned = True
+            ready += 1
+            self._release(env)
+        return ready
+
+    def deprovision(self, group: Group, count: int | None = None) -> None:
+        """Provisioned environments of this version become ordinary ones (they expire when idle);
+        all of them, or `count` of them."""
+        for env in list(self._all):
+            if env.spec.group == group and env.provisioned and (count is None or count > 0):
+                env.provisioned = False
+                env.last_used = time.monotonic() - self.idle_timeout_s  # idle ones go at once
+                if count is not None:
+                    count -= 1
+
+    def provisioned(self, group: Group) -> int:
+        return sum(1 for e in self._all if e.spec.group == group and e.provisioned and e.alive)
+
+    def drain(self, region: str, name: str) -> int:
+        """Stop the function's idle environments (not provisioned ones), keep its templates: the
+        next call is a cold start from the template (what a scale-out from zero costs)."""
+        stopped = 0
+        for envs in list(self._idle.values()):
+            for env in list(envs):
+                if env.spec.group[:2] == (region, name) and not env.provisioned:
+                    self._drop(env)
+                    stopped += 1
+        return stopped
 
     def retire(self, region: str, name: str, version: str) -> None:
         """Environments of this function version stop: idle ones now, busy ones when done."""
@@ -84,17 +191,52 @@ class Pool:
                 env.retired = True
                 if env.state != "busy":
                     self._drop(env)
+        for key, fut in list(self._templates.items()):
+            tpl = fut.result() if fut.done() and not fut.exception() else None
+            if tpl is not None and tpl.spec.group == group:
+                tpl.close()
+                del self._templates[key]
+        for key in [k for k, (g, _) in self._refused.items() if g == group]:
+            del self._refused[key]
 
-    def stats(self, group: tuple[str, str, str] | None = None) -> PoolStats:
+    def stats(self, group: Group | None = None) -> PoolStats:
         envs = [e for e in self._all if group is None or e.spec.group == group]
         busy = sum(1 for e in envs if e.state == "busy")
+        templates = [t for t in self._live_templates() if group is None or t.spec.group == group]
+        if group is None:
+            counters = Counters(cold_starts=self.cold_starts, warm_starts=self.warm_starts)
+            for c in self.counters.values():
+                counters.invocations += c.invocations
+                counters.snapshot_starts += c.snapshot_starts
+                counters.throttles += c.throttles
+                counters.evictions += c.evictions
+        else:
+            counters = self.counters.get(group) or Counters()
         return PoolStats(
             environments=len(envs),
             busy=busy,
             idle=len(envs) - busy,
-            cold_starts=self.cold_starts,
-            warm_starts=self.warm_starts,
+            provisioned=sum(1 for e in envs if e.provisioned),
+            cold_starts=counters.cold_starts,
+            warm_starts=counters.warm_starts,
+            snapshot_starts=counters.snapshot_starts,
+            invocations=counters.invocations,
+            throttles=counters.throttles,
+            evictions=counters.evictions,
+            templates=len(templates),
+            template_refusals={
+                ":".join(g[1:]): why
+                for g, why in self._refused.values()
+                if group is None or g == group
+            },
         )
+
+    def groups(self) -> list[Group]:
+        """Every function version with environments, templates or counters."""
+        seen: set[Group] = set(self.counters)
+        seen.update(e.spec.group for e in self._all)
+        seen.update(t.spec.group for t in self._live_templates())
+        return sorted(seen)
 
     async def close(self) -> None:
         if self._reaper is not None:
@@ -104,12 +246,150 @@ class Pool:
         envs = list(self._all)
         for env in envs:
             self._drop(env)
+        for tpl in self._live_templates():
+            tpl.close()
+        for fut in self._templates.values():
+            fut.cancel()
+        self._templates.clear()
         # Reap them (SIGKILL was sent to every group; this only waits for the kernel).
         waits = [asyncio.ensure_future(env.wait_exited()) for env in envs]
         if waits:
             _done, pending = await asyncio.wait(waits, timeout=5.0)
             for task in pending:
                 task.cancel()
+
+    # -- starting environments -------------------------------------------------------------------
+
+    async def _new_environment(
+        self, spec: EnvironmentSpec, init_type: str = "on-demand"
+    ) -> Environment:
+        self._make_room(spec)
+        template = await self._template(spec)
+        env = self._environment(spec, template, init_type)
+        try:
+            await env.start()
+        except TemplateUnavailable as exc:
+            self._forget(env)
+            self._refuse(spec, str(exc))
+            env = self._environment(spec, None, init_type)
+            await self._start_plain(env)
+        except BaseException:
+            self._drop(env)
+            raise
+        return env
+
+    def _environment(
+        self, spec: EnvironmentSpec, template: Template | None, init_type: str
+    ) -> Environment:
+        env = Environment(
+            spec,
+            self.sandbox,
+            init_timeout_s=self.init_timeout_s,
+            freeze_delay_s=self.freeze_delay_s,
+            template=template,
+            init_type=init_type,
+        )
+        env.on_dead = self._forget
+        self._all.add(env)
+        return env
+
+    async def _start_plain(self, env: Environment) -> None:
+        try:
+            await env.start()
+        except BaseException:
+            self._drop(env)
+            raise
+
+    def _forkable(self, spec: EnvironmentSpec) -> str | None:
+        """Why this spec starts plainly (None: it may fork from a template)."""
+        if not self.snapshot_starts:
+            return "snapshot starts are off (lamina server --snapshot-starts off)"
+        if not spec.runtime.startswith("python"):
+            return "only Lamina's Python runtime forks (custom runtimes start their own process)"
+        if spec.variables.get("LAMINA_SNAPSHOT_START", "").lower() in ("off", "false", "0"):
+            return "the function opted out (LAMINA_SNAPSHOT_START=off)"
+        if spec.variables.get("LAMINA_NETWORK", spec.network) == "isolated":
+            return "isolated network: each environment needs its own relay"
+        refused = self._refused.get(spec.key)
+        return refused[1] if refused is not None else None
+
+    async def _template(self, spec: EnvironmentSpec) -> Template | None:
+        if self._forkable(spec) is not None:
+            return None
+        fut = self._templates.get(spec.key)
+        if fut is not None and fut.done():
+            tpl = fut.result()
+            if tpl is not None and tpl.alive:
+                return tpl
+            self._templates.pop(spec.key, None)
+            fut = None
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self._templates[spec.key] = fut
+            tpl = Template(spec, self.sandbox, init_timeout_s=self.init_timeout_s)
+            try:
+                await tpl.start()
+            except TemplateUnavailable as exc:
+                self._refuse(spec, str(exc))
+                fut.set_result(None)
+                self._templates.pop(spec.key, None)
+                return None
+            except BaseException:
+                tpl.close()
+                fut.set_result(None)
+                self._templates.pop(spec.key, None)
+                raise
+            fut.set_result(tpl)
+            return tpl
+        return await asyncio.shield(fut)
+
+    def _refuse(self, spec: EnvironmentSpec, why: str) -> None:
+        log.info("snapshot starts off for %s: %s", spec.group, why)
+        self._refused[spec.key] = (spec.group, why)
+        fut = self._templates.pop(spec.key, None)
+        if fut is not None and fut.done() and (tpl := fut.result()) is not None:
+            tpl.close()
+
+    def _live_templates(self) -> list[Template]:
+        out = []
+        for fut in self._templates.values():
+            if fut.done() and (tpl := fut.result()) is not None and not tpl.closed:
+                out.append(tpl)
+        return out
+
+    # -- memory pressure -------------------------------------------------------------------------
+
+    def _make_room(self, spec: EnvironmentSpec) -> None:
+        """Before a new environment: if the host is short of memory, stop idle environments
+        (least recently used first, provisioned ones last) and idle templates; refuse if that
+        is not enough, rather than let the host swap or the OOM killer choose."""
+        if self.min_available_mb <= 0:
+            return
+        available = available_memory_mb()
+        if available >= self.min_available_mb:
+            return
+        idle = sorted(
+            (e for envs in self._idle.values() for e in envs if e.alive),
+            key=lambda e: (e.provisioned, e.last_used),
+        )
+        for env in idle:
+            self.counters[env.spec.group].evictions += 1
+            self._drop(env)
+            available = available_memory_mb()
+            if available >= self.min_available_mb:
+                return
+        busy_keys = {e.spec.key for e in self._all}
+        for key, fut in list(self._templates.items()):
+            if key != spec.key and key not in busy_keys and fut.done():
+                if (tpl := fut.result()) is not None:
+                    tpl.close()
+                del self._templates[key]
+        available = available_memory_mb()
+        if available < self.min_available_mb:
+            self.counters[spec.group].throttles += 1
+            raise HostMemoryLow(available, self.min_available_mb)
+
+    # -- bookkeeping -----------------------------------------------------------------------------
 
     def _take(self, key: tuple[object, ...]) -> Environment | None:
         idle = self._idle.get(key)
@@ -144,8 +424,22 @@ class Pool:
         interval = max(0.05, min(self.idle_timeout_s / 4, 30.0))
         while True:
             await asyncio.sleep(interval)
-            deadline = time.monotonic() - self.idle_timeout_s
+            now = time.monotonic()
+            deadline = now - self.idle_timeout_s
             for envs in list(self._idle.values()):
                 for env in list(envs):
-                    if env.last_used < deadline or not env.alive:
+                    if not env.alive or (env.last_used < deadline and not env.provisioned):
                         self._drop(env)
+            in_use = {e.spec.key for e in self._all}
+            for key, fut in list(self._templates.items()):
+                if not fut.done() or key in in_use:
+                    continue
+                tpl = fut.result()
+                if (
+                    tpl is None
+                    or not tpl.alive
+                    or (tpl.last_used < now - self.template_idle_timeout_s)
+                ):
+                    if tpl is not None:
+                        tpl.close()
+                    del self._templates[key]

@@ -252,6 +252,69 @@ class LinuxProcess:
                 os.kill(pid, sig)
 
 
+class GroupTree:
+    """A forked environment under its own cgroup (from adopt): limits, freeze and kill by group."""
+
+    def __init__(self, pid: int, group: cgroups.EnvironmentGroup | None, janitor: Janitor) -> None:
+        self.pid = pid
+        self._group = group
+        self._janitor = janitor
+        self._stopped = False
+        self._dead = False
+        self._peak = 0
+        self._oom = False
+
+    def kill(self) -> None:
+        if self._dead:
+            return
+        self._dead = True
+        self.peak_memory_mb()
+        self.oom_killed()
+        if self._group is not None:
+            self._group.kill()
+            self._janitor.add(self._group.remove)
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)
+            if self._stopped:
+                os.killpg(self.pid, signal.SIGCONT)
+
+    def freeze(self) -> None:
+        if self._dead:
+            return
+        if self._group is not None and self._group.layout.can_freeze:
+            with contextlib.suppress(OSError):
+                self._group.freeze()
+                return
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, signal.SIGSTOP)
+            self._stopped = True
+
+    def thaw(self) -> None:
+        if self._dead:
+            return
+        if self._group is not None and self._group.layout.can_freeze:
+            with contextlib.suppress(OSError):
+                self._group.thaw()
+                return
+        if self._stopped:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGCONT)
+            self._stopped = False
+
+    def peak_memory_mb(self) -> int:
+        """The group's own peak: pages still shared with the template are charged to it."""
+        if self._group is not None and not self._dead:
+            peak = self._group.peak_memory_bytes()
+            if peak:
+                self._peak = max(self._peak, peak)
+        return (self._peak + cgroups.MB - 1) // cgroups.MB
+
+    def oom_killed(self) -> bool:
+        if not self._oom and self._group is not None and not self._dead:
+            self._oom = self._group.oom_kills() > 0
+        return self._oom
+
+
 def _close_quietly(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
@@ -363,7 +426,7 @@ class LinuxSandbox:
                     stderr=spec.output_fd,
                     start_new_session=True,
                     close_fds=True,
-                    pass_fds=fds,
+                    pass_fds=[*fds, *spec.pass_fds],
                 )
             finally:
                 for fd in fds:
@@ -383,6 +446,28 @@ class LinuxSandbox:
             shell_codes=self.host.launcher in ("bwrap", "unshare"),
             on_running=detach,
         )
+
+    def adopt(self, pid: int, *, memory_mb: int) -> GroupTree:
+        group: cgroups.EnvironmentGroup | None = None
+        if self.groups is not None and self.groups.bases:
+            group = cgroups.EnvironmentGroup(
+                self.groups, f"env-{uuid.uuid4().hex[:16]}", memory_mb=memory_mb
+            )
+            try:
+                for procs in group.procs_files():
+                    Path(procs).write_text(str(pid))
+            except OSError:
+                group.kill()
+                self.janitor.add(group.remove)
+                raise
+        return GroupTree(pid, group, self.janitor)
+
+    def fork_isolation(self) -> dict[str, str]:
+        host = self.host
+        out = {"_LAMINA_ISOLATE": "userns" if host.launcher == "bwrap" else "ns"}
+        if host.launcher == "bwrap" and host.seccomp_problem is None:
+            out["_LAMINA_SECCOMP"] = seccomp.filter_bpf().hex()
+        return out
 
     def _task_root(self, spec: SandboxSpec) -> str:
         return str(spec.task_root if spec.task_root is not None else spec.cwd)
@@ -418,8 +503,23 @@ class LinuxSandbox:
             args.append("--unshare-net")
         if not host.root:
             args += ["--unshare-user", "--uid", str(self.uid), "--gid", str(self.gid)]
-            args += ["--disable-userns", "--cap-drop", "ALL"]
-        args += _system_view(self.etc)
+            # a template's forks make their own user namespace (see fork_isolation)
+            args += [] if spec.template else ["--disable-userns"]
+            args += ["--cap-drop", "ALL"]
+        view = _system_view(self.etc)
+        mount_proc: list[str] = []
+        if spec.template and host.root:
+            # bubblewrap covers parts of the /proc it mounts, and a covered proc cannot be mounted
+            # again in the forks' namespaces: the template mounts its own, as root, before setpriv.
+            at = view.index("--proc")
+            view[at : at + 2] = ["--dir", "/proc"]
+            mount_proc = [
+                "/bin/sh",
+                "-c",
+                'mount -t proc -o nosuid,nodev,noexec proc /proc && exec "$@"',
+                "sh",
+            ]
+        args += view
         bound: list[str] = []
         made: set[str] = set()
         relay_argv: list[str] = []
@@ -474,11 +574,12 @@ class LinuxSandbox:
         fds: list[int] = []
         if host.seccomp_problem is None:
             fd = os.memfd_create("lamina-seccomp")
-            os.write(fd, seccomp.filter_bpf())
+            os.write(fd, seccomp.filter_bpf(template=spec.template))
             os.lseek(fd, 0, os.SEEK_SET)
             fds.append(fd)
             args += ["--seccomp", str(fd)]
         args.append("--")
+        args += mount_proc
         if host.root:
             args += _setpriv(host.setpriv or "setpriv", self.uid, self.gid)
         return [*args, *relay_argv, *argv], env, "/", fds

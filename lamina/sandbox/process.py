@@ -87,6 +87,51 @@ class PlainProcess:
         return (self._peak_kb + 1023) // 1024
 
 
+class SessionTree:
+    """A forked environment in its own session (it calls setsid): signals reach the whole tree."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._stopped = False
+        self._peak_kb = 0
+        self._runtime: int | None = None
+
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+        if self._stopped:
+            self._signal(signal.SIGCONT)
+
+    def freeze(self) -> None:
+        self._signal(signal.SIGSTOP)
+        self._stopped = True
+
+    def thaw(self) -> None:
+        if self._stopped:
+            self._signal(signal.SIGCONT)
+            self._stopped = False
+
+    def oom_killed(self) -> bool:
+        return False
+
+    def peak_memory_mb(self) -> int:
+        """VmHWM of the runtime (the keeper's child; pages shared with the template count)."""
+        if self._runtime is None:
+            children = f"/proc/{self.pid}/task/{self.pid}/children"
+            with contextlib.suppress(OSError, ValueError, IndexError), open(children, "rb") as f:
+                self._runtime = int(f.read().split()[0])
+        pid = self._runtime or self.pid
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    self._peak_kb = max(self._peak_kb, int(line.split()[1]))
+                    break
+        return (self._peak_kb + 1023) // 1024
+
+
 class ProcessSandbox:
     name = "process"
 
@@ -100,8 +145,15 @@ class ProcessSandbox:
             stderr=spec.output_fd,
             start_new_session=True,
             close_fds=True,
+            pass_fds=tuple(spec.pass_fds),
         )
         return PlainProcess(popen)
+
+    def adopt(self, pid: int, *, memory_mb: int) -> SessionTree:
+        return SessionTree(pid)
+
+    def fork_isolation(self) -> dict[str, str]:
+        return {}  # a fork shares everything with its template, as plain processes share the host
 
     def guarantees(self) -> dict[str, str]:
         return {

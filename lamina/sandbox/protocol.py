@@ -24,6 +24,10 @@ class SandboxSpec:
     # sandbox with its own filesystem view; None: an empty /opt.
     opt_dir: Path | None = None
     network: str = "host"  # host | isolated (an empty network namespace)
+    pass_fds: Sequence[int] = ()  # descriptors the process inherits (the caller keeps its copies)
+    # A snapshot-start template: its forks give themselves their own namespaces and /tmp, so its
+    # filter lets it create a user namespace and mount in it (see fork_isolation()).
+    template: bool = False
 
 
 class SandboxedProcess(Protocol):
@@ -55,10 +59,34 @@ class SandboxedProcess(Protocol):
     def thaw(self) -> None: ...
 
 
+class AdoptedTree(Protocol):
+    """A process tree forked by a template and placed under its own limits by the sandbox."""
+
+    def kill(self) -> None: ...
+
+    def freeze(self) -> None: ...
+
+    def thaw(self) -> None: ...
+
+    def peak_memory_mb(self) -> int: ...
+
+    def oom_killed(self) -> bool: ...
+
+
 class Sandbox(Protocol):
     name: str
 
     def spawn(self, spec: SandboxSpec) -> SandboxedProcess: ...
+
+    def adopt(self, pid: int, *, memory_mb: int) -> AdoptedTree:
+        """Put a process that a template forked (host pid) under its own environment's limits,
+        before it forks anything: its own cgroup here, so memory, pids, CPU, freeze and kill."""
+        ...
+
+    def fork_isolation(self) -> dict[str, str]:
+        """What a template's fork does for itself: `_LAMINA_ISOLATE` (userns | ns | empty) and
+        `_LAMINA_SECCOMP` (the environment's filter, hex), as variables of the template."""
+        ...
 
     def guarantees(self) -> dict[str, str]:
         """What holds and what does not, for start-up output and `lamina doctor`."""

@@ -87,13 +87,21 @@ def available() -> str | None:
     return None
 
 
+# What a snapshot-start template may do beyond an environment: its forks give themselves a user,
+# mount and PID namespace and a fresh /tmp (mounting is possible only inside their own user
+# namespace: the template runs without capabilities), then load the full filter on top.
+TEMPLATE_ALLOWED = ("unshare", "mount")
+
+
 @cache
-def filter_bpf() -> bytes:
+def filter_bpf(*, template: bool = False) -> bytes:
     """The compiled filter (BPF program bytes) for the host's architecture."""
     import pyseccomp as sc
 
     f = sc.SyscallFilter(defaction=sc.ALLOW)
     for name in DENIED:
+        if template and name in TEMPLATE_ALLOWED:
+            continue
         try:
             f.add_rule(sc.ERRNO(errno.EPERM), name)
         except (ValueError, RuntimeError, OSError):

@@ -166,6 +166,8 @@ def _setup_path(task_root, sdk_dirs):
     ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     front = [task_root, f"{opt}/python/lib/{ver}/site-packages", f"{opt}/python"]
     sys.path[:0] = [p for p in front if p not in sys.path]
+    # Lamina's runtime modules (snapshot_restore_py, the fork side of snapshot starts) come last
+    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
     if sdk_dirs:
         sys.meta_path.append(SdkFinder(sdk_dirs.split(os.pathsep)))
 
@@ -390,11 +392,16 @@ def main():
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)
     _setup_path(task_root, sys.argv[2] if len(sys.argv) > 2 else "")
-    client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    template_fd = os.environ.get("_LAMINA_TEMPLATE_FD")
+    started = time.perf_counter()
+    # A template (snapshot starts, _lamina_fork.py) has no Runtime API: its forks connect.
+    client = None if template_fd else RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     _setup_logging()
     try:
         handler = _load_handler(handler_name)
     except FaultError as fault:
+        if template_fd:  # the server starts the environment plainly, and reports it there
+            sys.exit(f"template Init failed: {fault.message}")
         error = {
             "errorMessage": fault.message,
             "errorType": fault.error_type,
@@ -405,6 +412,8 @@ def main():
         client.post_init_error(error)
         sys.exit(1)
     except Exception as exc:
+        if template_fd:
+            sys.exit(f"template Init failed: {exc!r}")
         error = _error_from_exception(exc, "")
         _log_error(error)
         client.post_init_error(error)
@@ -415,6 +424,11 @@ def main():
         execution_env.rpartition(".")[2] if execution_env.startswith("AWS_Lambda_python3.") else ""
     )
     ensure_ascii = not (minor.isdigit() and int(minor) >= 12)
+    if template_fd:
+        import _lamina_fork
+
+        _lamina_fork.serve_template(int(template_fd), (time.perf_counter() - started) * 1000)
+        client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     _serve(client, handler, ensure_ascii)
 
 

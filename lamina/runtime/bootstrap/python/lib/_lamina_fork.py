@@ -1,0 +1,286 @@
+"""Snapshot starts: this runtime, its handler imported once (the Init phase), forked per environment.
+
+Lamina starts the runtime in template mode (`_LAMINA_TEMPLATE_FD` names a SOCK_SEQPACKET socket
+to the server). After Init the template runs the before-snapshot hooks, checks that it can be
+forked safely (one thread, no open sockets), says `ready`, and then forks once per request. Each
+request carries the environment's own channel and log pipe. The first child (the keeper) says
+hello so the server learns its pid and moves it into the environment's own cgroup; on `go` it
+takes its own namespaces where the sandbox asks for them (user, mount, PID, IPC, UTS), a fresh
+/tmp, and forks the runtime (below a small init when there is a PID namespace). The runtime
+drops what it must not keep (capabilities, the template's variables), loads the environment's
+seccomp filter, reseeds `random`, runs the after-restore hooks and returns to serve.
+
+Standard library only; imported by bootstrap.py only in template mode. Hooks: snapshot_restore_py.
+"""
+
+import array
+import ctypes
+import gc
+import json
+import os
+import random
+import signal
+import socket
+import sys
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+_TEMPLATE_VARS = ("_LAMINA_TEMPLATE_FD", "_LAMINA_SECCOMP", "_LAMINA_ISOLATE")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _check(result, what):
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _unforkable(keep_fd):
+    """Why this process cannot be forked safely, or None."""
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        threads = 1
+    if threads > 1:
+        return f"{threads - 1} thread(s) running after Init (a fork keeps only one)"
+    sockets = 0
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) == keep_fd:
+                continue
+            try:
+                if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                    sockets += 1
+            except OSError:
+                continue
+    except OSError:
+        pass
+    if sockets:
+        return f"{sockets} socket(s) open after Init (forked environments would share them)"
+    return None
+
+
+def _run_hooks(getter, *, reverse=False):
+    """The hooks the function registered, if it imported snapshot_restore_py (any copy of it)."""
+    module = sys.modules.get("snapshot_restore_py")
+    hooks = list(getattr(module, getter, list)()) if module is not None else []
+    for func, args, kwargs in reversed(hooks) if reverse else hooks:
+        func(*args, **kwargs)
+
+
+def _reap(_signum, _frame):
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def serve_template(ctl_fd, init_ms):
+    """Run the template until the server goes away; returns only in a forked runtime."""
+    ctl = socket.socket(fileno=ctl_fd)
+    try:
+        _run_hooks("get_before_snapshot", reverse=True)
+    except Exception as exc:  # a failing hook: no template; the server starts environments plainly
+        ctl.send(json.dumps({"refused": f"before-snapshot hook failed: {exc!r}"}).encode())
+        os._exit(0)
+    why = _unforkable(ctl_fd)
+    if why is not None:
+        ctl.send(json.dumps({"refused": why}).encode())
+        os._exit(0)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    gc.collect()
+    gc.freeze()  # keep the collector from dirtying (and so un-sharing) the template's pages
+    signal.signal(signal.SIGCHLD, _reap)
+    ctl.send(json.dumps({"ready": True, "init_ms": init_ms}).encode())
+    fd_space = socket.CMSG_SPACE(2 * array.array("i").itemsize)
+    while True:
+        msg, ancdata, _flags, _addr = ctl.recvmsg(65536, fd_space)
+        if not msg:
+            os._exit(0)  # the server is gone
+        fds = array.array("i")
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            ctl.close()
+            _become_environment(json.loads(msg), fds[0], fds[1])
+            return
+        os.close(fds[0])
+        os.close(fds[1])
+
+
+def _rewrite_initial_environ(values):
+    """Put this environment's own values into the environment block the process was exec'd
+    with (what /proc/PID/environ and `ps e` show): the template was started with placeholders
+    long enough to hold them. Our own memory, written in place; os.environ is set separately."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50, 51)
+        block = b"\0" + ctypes.string_at(start, end - start)
+    except (OSError, ValueError, IndexError):
+        return
+    for name, value in values.items():
+        key = b"\0" + name.encode() + b"="
+        at = block.find(key)
+        if at < 0:
+            continue
+        stop = block.find(b"\0", at + 1)
+        stop = len(block) if stop < 0 else stop
+        new = name.encode() + b"=" + value.encode()
+        room = stop - at - 1
+        if len(new) <= room:
+            ctypes.memmove(start + at, new + b"\0" * (room - len(new)), room)
+
+
+def _become_environment(req, chan_fd, out_fd):
+    _rewrite_initial_environ(
+        {"AWS_LAMBDA_LOG_STREAM_NAME": req["log_stream"], "AWS_LAMBDA_RUNTIME_API": req["api"]}
+    )
+    os.setsid()
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.close(out_fd)
+    chan = socket.socket(fileno=chan_fd)
+    chan.send(b"hello")  # the server reads our pid from the credentials the kernel attaches
+    if chan.recv(16) != b"go":
+        os._exit(1)
+    isolate = os.environ.get("_LAMINA_ISOLATE", "")
+    pid_ns = False
+    if isolate:
+        try:
+            pid_ns = _isolate(int(req.get("tmp_mb", 512)), userns=isolate == "userns")
+        except OSError as exc:
+            chan.send(f"fail {exc}".encode())
+            os._exit(1)
+    chan.send(b"ok")
+    child = os.fork()
+    if child:
+        _keep(chan, child, pid_ns)
+    if pid_ns:
+        _init_of_namespace()
+    chan.close()
+    _restore(req)
+
+
+def _isolate(tmp_mb, *, userns):
+    """Own namespaces and /tmp for this environment; True once a PID namespace is entered."""
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    if userns:
+        flags |= CLONE_NEWUSER
+    _check(_libc.unshare(flags), "unshare")
+    if userns:
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"{uid} {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"{gid} {gid} 1")
+    _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    opts = f"size={tmp_mb}m,mode=1777".encode()
+    _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts), "mount /tmp")
+    return True
+
+
+def _init_of_namespace():
+    """In the new PID namespace this process is pid 1: it shows the runtime its own /proc, forks
+    the runtime (pid 2: a pid 1 cannot kill itself) and reaps until the runtime exits."""
+    _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    runtime = os.fork()
+    if runtime == 0:
+        return
+    os.closerange(3, 256)
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(1)
+        if pid == runtime:
+            if os.WIFSIGNALED(status):
+                os._exit(128 + os.WTERMSIG(status))
+            os._exit(os.waitstatus_to_exitcode(status))
+
+
+def _keep(chan, child, pid_ns):
+    """The environment's first process: tells the server how the runtime ended, then exits."""
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    if pid_ns and 128 < code < 128 + 65:
+        code = -(code - 128)
+    try:
+        chan.send(f"exit {code}".encode())
+    finally:
+        os._exit(0)
+
+
+def _restore(req):
+    """In the runtime: what must differ per environment, then the function's restore hooks."""
+    env = os.environ
+    seccomp = env.get("_LAMINA_SECCOMP")
+    userns = env.get("_LAMINA_ISOLATE") == "userns"
+    for name in _TEMPLATE_VARS:
+        env.pop(name, None)
+    if userns:
+        _drop_capabilities()
+    if seccomp:
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        _load_seccomp(bytes.fromhex(seccomp))
+    env["AWS_LAMBDA_RUNTIME_API"] = req["api"]
+    env["AWS_LAMBDA_LOG_STREAM_NAME"] = req["log_stream"]
+    env["AWS_LAMBDA_INITIALIZATION_TYPE"] = req.get("init_type", "on-demand")
+    random.seed()
+    _run_hooks("get_after_restore")
+
+
+def _drop_capabilities():
+    """A new user namespace gives its creator every capability in it: the runtime keeps none."""
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def _load_seccomp(bpf):
+    """The environment's own filter, on top of the template's (filters only ever add up)."""
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = _SockFprog(len(bpf) // 8, ctypes.addressof(buf))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "seccomp")

@@ -1,0 +1,113 @@
+"""Snapshot starts: environments forked from a function version's initialised template.
+
+Each forked environment must behave as its own environment (own /tmp, own PID view under the
+Linux sandboxes, own request ids and random state, the same uid/seccomp/no_new_privs as a plain
+start) while the function's Init ran once (module-level values are shared, hooks ran); a
+function that opts out, or cannot be forked (a thread at Init), starts plainly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tests.integration.conftest import CreateFunction, function_zip, invoke_json
+
+
+def status(endpoint: str, name: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{endpoint}/lamina/status?FunctionName={name}") as resp:
+        doc: dict[str, Any] = json.loads(resp.read())
+    return doc
+
+
+def concurrently(
+    client: Any, name: str, n: int, sleep: float = 1.5
+) -> list[tuple[dict[str, Any], Any]]:
+    """n invocations at once, each held long enough that every one needs its own environment."""
+    with ThreadPoolExecutor(n) as pool:
+        futures = [
+            pool.submit(invoke_json, client, name, {"sleep": sleep}, LogType="Tail")
+            for _ in range(n)
+        ]
+        return [f.result() for f in futures]
+
+
+def sandbox_name(endpoint: str, name: str) -> str:
+    return str(status(endpoint, name)["Sandbox"])
+
+
+def test_forked_environments_are_separate_but_init_ran_once(
+    lambda_client: Any, endpoint: str, create_function: CreateFunction
+) -> None:
+    cfg = create_function(
+        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler"
+    )
+    name = cfg["FunctionName"]
+    results = concurrently(lambda_client, name, 3)
+    bodies = [body for _, body in results]
+    streams = {b["stream"] for b in bodies}
+    assert len(streams) == 3, "three environments"
+    # Init ran once, in the template: the module-level token is the same everywhere.
+    assert len({b["token"] for b in bodies}) == 1
+    assert all(b["hooks"] == ["before", "after"] for b in bodies)
+    # As on Lambda without SnapStart configured: the function asked for nothing special.
+    assert all(b["init_type"] == "on-demand" for b in bodies)
+    # What must differ per environment.
+    assert len({b["request_id"] for b in bodies}) == 3
+    assert len({b["random"] for b in bodies}) == 3
+    sandbox = sandbox_name(endpoint, name)
+    if sandbox != "process":
+        for b in bodies:  # its own /tmp: only its own marker
+            assert b["tmp"] == [f"mark-{b['request_id']}"], b
+            assert b["proc"] == [1, 2], b  # its own PID namespace: its init and itself
+    else:
+        assert len({b["pid"] for b in bodies}) == 3
+    if sandbox.startswith("linux (bwrap"):
+        for b in bodies:  # the same confinement as a plain start
+            assert b["uid"] == 990 and b["no_new_privs"] == "1" and b["seccomp"] == "2", b
+            assert b["cap_eff"] == "0000000000000000", b
+    # Each environment's log opens with the template's Init output and reports an Init Duration.
+    for resp, _ in results:
+        tail = base64.b64decode(resp["LogResult"]).decode()
+        assert f"init ran {bodies[0]['token']}" in tail
+        assert "Init Duration" in tail
+    st = status(endpoint, name)["Functions"][0]
+    assert st["snapshot_starts"] >= 3 and st["templates"] == 1, st
+    assert st["template_refusals"] == {}
+    # A warm call after that: no Init Duration, the same environment's state.
+    resp, body = invoke_json(lambda_client, name, {}, LogType="Tail")
+    assert "Init Duration" not in base64.b64decode(resp["LogResult"]).decode()
+    assert body["stream"] in streams
+
+
+def test_opting_out_starts_each_environment_plainly(
+    lambda_client: Any, endpoint: str, create_function: CreateFunction
+) -> None:
+    cfg = create_function(
+        zip_bytes=function_zip("snapshot_probe"),
+        handler="snapshot_probe.handler",
+        Environment={"Variables": {"LAMINA_SNAPSHOT_START": "off"}},
+    )
+    bodies = [body for _, body in concurrently(lambda_client, cfg["FunctionName"], 2)]
+    assert len({b["token"] for b in bodies}) == 2, "Init ran in each environment"
+    assert all(b["init_type"] == "on-demand" and b["hooks"] == [] for b in bodies)
+    st = status(endpoint, cfg["FunctionName"])["Functions"][0]
+    assert st["snapshot_starts"] == 0 and st["cold_starts"] == 2, st
+
+
+def test_a_thread_running_after_init_means_no_template(
+    lambda_client: Any, endpoint: str, create_function: CreateFunction
+) -> None:
+    cfg = create_function(
+        zip_bytes=function_zip("snapshot_probe"),
+        handler="snapshot_probe.handler",
+        Environment={"Variables": {"PROBE_THREAD": "1"}},
+    )
+    bodies = [body for _, body in concurrently(lambda_client, cfg["FunctionName"], 2)]
+    assert len({b["token"] for b in bodies}) == 2
+    st = status(endpoint, cfg["FunctionName"])["Functions"][0]
+    assert st["snapshot_starts"] == 0
+    assert any("thread" in why for why in st["template_refusals"].values()), st
