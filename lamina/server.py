@@ -33,6 +33,7 @@ from lamina.api.invoke_stream import InvokeStreamAPI
 from lamina.api.layers import LayersAPI
 from lamina.api.logs import TARGET as LOGS_TARGET
 from lamina.api.logs import LogsAPI
+from lamina.api.provisioned_concurrency import ProvisionedConcurrencyAPI
 from lamina.api.sqs import TARGET as SQS_TARGET
 from lamina.api.sqs import SqsAPI
 from lamina.api.status import StatusAPI
@@ -52,6 +53,7 @@ from lamina.invoke.async_worker import AsyncWorker
 from lamina.invoke.destinations import Destinations
 from lamina.invoke.dispatcher import Dispatcher
 from lamina.invoke.event_config import EventInvokeConfigs
+from lamina.invoke.provisioned import ProvisionedConcurrency
 from lamina.observe.logs import LogStore
 from lamina.queues import Queues
 from lamina.runtime.pool import Pool
@@ -90,6 +92,7 @@ class Lamina:
     object_events: ObjectEvents | None = None
     function_urls: FunctionUrls | None = None
     mappings: Mappings | None = None
+    provisioned: ProvisionedConcurrency | None = None
 
     async def startup(self) -> None:
         await self.registry.load()
@@ -99,6 +102,8 @@ class Lamina:
             await self.event_configs.load()
         if self.function_urls is not None:
             await self.function_urls.load()
+        if self.provisioned is not None:
+            await self.provisioned.start()
         if self.queues is not None:
             await self.queues.start()
         if self.async_worker is not None:
@@ -135,6 +140,8 @@ class Lamina:
         if self.queues is not None:
             await self.queues.close()
         await self.dispatcher.close()
+        if self.provisioned is not None:
+            await self.provisioned.close()
         await self.pool.close()
         self.pool.sandbox.close()
         await self.logs.close()
@@ -243,6 +250,9 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     InvokeAPI(dispatcher, async_worker).mount(router)
     InvokeStreamAPI(dispatcher).mount(router)
     EventInvokeConfigAPI(event_configs).mount(router)
+    provisioned = ProvisionedConcurrency(db, registry, pool, dispatcher.spec)
+    registry.listeners.append(provisioned.forget_deleted)
+    ProvisionedConcurrencyAPI(provisioned).mount(router)
     ConcurrencyAPI(registry).mount(router)
     LayersAPI(layers).mount(router)
     FunctionUrlsAPI(function_urls, int(endpoint.rsplit(":", 1)[1])).mount(router)
@@ -257,6 +267,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     lamina.queues, lamina.event_configs, lamina.async_worker = queues, event_configs, async_worker
     lamina.rules, lamina.scheduler = rules, scheduler
     lamina.buckets, lamina.object_events = buckets, object_events
+    lamina.provisioned = provisioned
     app.startup.append(layers.load)
     lamina.function_urls = function_urls
     lamina.mappings = mappings

@@ -1,7 +1,8 @@
 """Lamina's own status route (not part of Lambda's API): pools, templates and counters.
 
 `POST /lamina/drain?FunctionName=NAME` stops a function's idle environments but keeps its
-template (the next call is a snapshot start). `GET /lamina/status` (optionally
+template (the next call is a snapshot start); `POST /lamina/memory-floor?MB=N` changes the
+memory-pressure floor (--min-available-mb) of the running server. `GET /lamina/status` (optionally
 `?FunctionName=NAME`) returns, per function version, how many
 environments exist (busy, idle, provisioned), how many cold starts (and how many of them were
 snapshot starts), warm starts, invocations, throttles and memory-pressure evictions, plus the
@@ -24,6 +25,15 @@ class StatusAPI:
     def mount(self, router: Router) -> None:
         router.add("GET", "/lamina/status", self.status)
         router.add("POST", "/lamina/drain", self.drain)
+        router.add("POST", "/lamina/memory-floor", self.memory_floor)
+
+    async def memory_floor(self, req: Request) -> Response:
+        """Change --min-available-mb while running (tests, or an operator reacting to a host)."""
+        raw = req.query_one("MB") or ""
+        if not raw.isdigit():
+            raise InvalidParameterValueException("MB must be a whole number of megabytes.")
+        self.pool.min_available_mb = int(raw)
+        return json_response({"MinAvailableMemoryMB": self.pool.min_available_mb})
 
     async def drain(self, req: Request) -> Response:
         """Stop a function's idle environments, keeping its template (benchmarks, operators)."""

@@ -14,6 +14,7 @@ from lamina.cli.doctor import doctor
 from lamina.cli.functions import delete, deploy, functions, invoke
 from lamina.cli.logs import logs
 from lamina.cli.schedules import schedules
+from lamina.cli.status import status
 from lamina.config import DEFAULT_PORT, Settings, default_data_dir
 
 
@@ -201,6 +202,7 @@ cli.add_command(logs)
 cli.add_command(doctor)
 cli.add_command(buckets)
 cli.add_command(schedules)
+cli.add_command(status)
 
 
 def main() -> None:

@@ -151,6 +151,10 @@ class Dispatcher:
     async def close(self) -> None:
         """Nothing runs in the background here any more (the async worker owns Event calls)."""
 
+    def spec(self, cfg: FunctionConfig) -> EnvironmentSpec:
+        """What an environment of this configuration is started from (provisioning uses it)."""
+        return self._spec(cfg)
+
     def _spec(self, cfg: FunctionConfig) -> EnvironmentSpec:
         cache_key = (cfg.region, cfg.name, cfg.version, cfg.revision_id)
         spec = self._specs.get(cache_key)

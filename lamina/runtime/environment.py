@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as _dt
 import json
+import logging
 import os
 import signal
 import time
@@ -27,6 +28,8 @@ from lamina.sandbox import Sandbox, SandboxedProcess, SandboxSpec
 
 if TYPE_CHECKING:
     from lamina.runtime.template import Template
+
+log = logging.getLogger(__name__)
 
 _SIGNAL_NAMES = {
     signal.SIGKILL: "killed",
@@ -412,6 +415,7 @@ class Environment:
         fut: asyncio.Future[NextEvent] = self._loop.create_future()
         if not self._ready.done():
             self.init_duration_ms = (time.perf_counter() - self._started_at) * 1000
+            log.debug("environment %s ready after %.2f ms", self.id, self.init_duration_ms)
             if self.state == "starting":  # no invocation is waiting for this Init
                 self.state = "ready"
             self._ready.set_result(None)

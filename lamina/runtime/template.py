@@ -195,8 +195,10 @@ class Template:
                 )
             finally:
                 theirs.close()
+            t0 = time.perf_counter()
             async with asyncio.timeout(self.init_timeout_s):
                 msg, anc = await _recv(ours, socket.CMSG_SPACE(_UCRED.size))
+                t1 = time.perf_counter()
                 pid = next(
                     (
                         _UCRED.unpack(data[: _UCRED.size])[0]
@@ -208,8 +210,17 @@ class Template:
                 if msg != b"hello" or pid <= 0:
                     raise TemplateUnavailable("the template's fork did not report")
                 tree = self.sandbox.adopt(pid, memory_mb=self.spec.memory_mb)
+                t2 = time.perf_counter()
                 ours.send(b"go")
                 msg, _ = await _recv(ours)
+                t3 = time.perf_counter()
+                log.debug(
+                    "fork %s: hello %.2f ms, adopt %.2f ms, isolated %.2f ms",
+                    pid,
+                    (t1 - t0) * 1000,
+                    (t2 - t1) * 1000,
+                    (t3 - t2) * 1000,
+                )
                 if msg != b"ok":
                     raise TemplateUnavailable(
                         f"forked environment not isolated: {msg.decode(errors='replace')}"
