@@ -616,6 +616,7 @@ class Plan:
     warm_block: int
     cold_starts: int
     boto3_starts: int
+    new_version_starts: int
     tput_seconds: float
     tput_rounds: int
     tput_clients: int
@@ -625,8 +626,8 @@ class Plan:
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 300, 100, 150, 5, 3, 1.0, 1, 16, 1.5, 25)
-        return cls(False, 2000, 300, 250, 30, 12, 2.5, 2, 16, 2.0, 100)
+            return cls(True, 300, 100, 150, 10, 5, 3, 1.0, 1, 16, 1.5, 100)
+        return cls(False, 2000, 300, 250, 30, 12, 8, 2.5, 2, 16, 2.0, 100)
 
 
 @dataclass
@@ -750,6 +751,7 @@ class Bench:
                 for name, kind, timeout in (
                     ("bench-noop", "noop", 30),
                     ("bench-cold", "noop", 30),
+                    ("bench-cold-new", "noop", 30),
                     ("bench-boto3", "boto3", 30),
                     ("bench-sleep", "sleep", 30),
                 ):
@@ -758,6 +760,7 @@ class Bench:
             self.phase(f"throughput, c={plan.tput_clients}", self.throughput)
             self.phase("cold start, trivial handler", self.cold)
             self.phase("cold start, handler importing boto3", self.cold_boto3)
+            self.phase("cold start of a new version (template made first)", self.cold_new_version)
             self.phase(
                 f"burst, {plan.burst} concurrent calls to a cold 100 ms function", self.burst
             )
@@ -880,8 +883,18 @@ class Bench:
 
     # 2. and 3. cold starts
     def _cold(
-        self, name: str, kind: str, n: int, baselines: dict[str, list[str]]
+        self,
+        name: str,
+        kind: str,
+        n: int,
+        baselines: dict[str, list[str]],
+        *,
+        new_version: bool = False,
     ) -> dict[str, Any]:
+        """n cold starts. By default a scale-out from zero: the function's idle environments are
+        stopped (POST /lamina/drain) and its template kept, so the call is a snapshot start.
+        With `new_version`, a configuration change retires environments and template alike:
+        the call starts a template first (what the first call after a deploy pays)."""
         assert self.lamina
         times: list[float] = []
         inits: list[float] = []
@@ -893,9 +906,14 @@ class Bench:
             self.profiler.record(self.lamina.pid, f"cold-{name}"),
         ):
             req = invoke_request(conn.host, name, tail=True)
+            if not new_version:
+                conn.call(req)  # the template is made here, once (not counted)
             for i in range(n):
-                retire_environments(conn, name, i)
-                time.sleep(0.02)  # let the retired environment's exit settle
+                if new_version:
+                    retire_environments(conn, name, i)
+                else:
+                    conn.api("POST", f"/lamina/drain?FunctionName={name}")
+                time.sleep(0.02)  # let the stopped environment's exit settle
                 t0 = time.perf_counter()
                 status, headers, body = conn.call(req)
                 elapsed = time.perf_counter() - t0
@@ -933,6 +951,17 @@ class Bench:
             },
         )
         self.results.figures["cold"] = out
+        self._say_cold(out)
+
+    def cold_new_version(self) -> None:
+        out = self._cold(
+            "bench-cold-new",
+            "noop",
+            self.plan.new_version_starts,
+            {"python -c 'import app'": [PYTHON, "-c", "import app"]},
+            new_version=True,
+        )
+        self.results.figures["cold_new_version"] = out
         self._say_cold(out)
 
     def cold_boto3(self) -> None:
@@ -999,32 +1028,30 @@ class Bench:
 
     # 6. density
     def density(self) -> None:
-        """PSS summed over each environment's process tree (a sandbox may add launcher processes)."""
+        """PSS of everything Lamina runs for its environments (launchers, templates, forks),
+        summed over the server's descendants and divided by the number of environments that
+        /lamina/status reports: each environment carries its share of the templates."""
         assert self.lamina
-        pss, uss = [], []
-        for root in children_of(self.lamina.pid):
-            tree = [root, *descendants(root)]
-            if not any(b"bootstrap.py" in _cmdline(pid) for pid in tree):
+        with contextlib.closing(self.lamina.connect()) as conn:
+            envs = int(conn.api("GET", "/lamina/status")["Totals"]["environments"])
+        if envs == 0:
+            raise BenchError("no environments alive")
+        pss = uss = 0.0
+        for pid in descendants(self.lamina.pid):
+            if pid == self.lamina.pid:
                 continue
-            env_pss = env_uss = 0.0
-            for pid in tree:
-                fields = _smaps_rollup(pid)
-                env_pss += fields.get("Pss", 0) / 1024
-                env_uss += (fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)) / 1024
-            pss.append(env_pss)
-            uss.append(env_uss)
-        if not pss:
-            raise BenchError("no environment processes found")
-        avg_pss = sum(pss) / len(pss)
+            fields = _smaps_rollup(pid)
+            pss += fields.get("Pss", 0) / 1024
+            uss += (fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)) / 1024
         self.results.figures["density"] = {
-            "environments": len(pss),
-            "pss_mb": avg_pss,
-            "uss_mb": sum(uss) / len(uss),
-            "per_gb": 1024 / avg_pss,
+            "environments": envs,
+            "pss_mb": pss / envs,
+            "uss_mb": uss / envs,
+            "per_gb": 1024 / (pss / envs),
         }
         self.say(
-            f"  {len(pss)} environments: PSS {avg_pss:.1f} MB, USS {sum(uss) / len(uss):.1f} MB "
-            f"each -> {1024 / avg_pss:.0f} per GB"
+            f"  {envs} environments: PSS {pss / envs:.2f} MB, USS {uss / envs:.2f} MB "
+            f"each (templates included) -> {1024 / (pss / envs):.0f} per GB"
         )
 
 
@@ -1136,6 +1163,19 @@ def table_rows(res: Results) -> list[tuple[str, ...]]:
                 f"{_fmt(c['init_duration']['p50'])} / {_fmt(c['init_duration']['p99'])}",
                 "",
                 "",
+                "",
+                "",
+            )
+        )
+    if "cold_new_version" in f:
+        c = f["cold_new_version"]
+        base = c["baselines"]["python -c 'import app'"]
+        rows.append(
+            (
+                f"cold start p50 / p99 of a new version (template made first, n={c['lamina']['n']})",
+                f"{_fmt(c['lamina']['p50'])} / {_fmt(c['lamina']['p99'])}",
+                f"{_fmt(base['p50'])} / {_fmt(base['p99'])} (`python -c 'import app'`)",
+                f"speed-up {_fmt(ratio(base['p50'], c['lamina']['p50']), 'x')}",
                 "",
                 "",
             )

@@ -263,15 +263,18 @@ class Pool:
     async def _new_environment(
         self, spec: EnvironmentSpec, init_type: str = "on-demand"
     ) -> Environment:
+        asked = time.perf_counter()
         self._make_room(spec)
         template = await self._template(spec)
         env = self._environment(spec, template, init_type)
+        env.start_clock = asked
         try:
             await env.start()
         except TemplateUnavailable as exc:
             self._forget(env)
             self._refuse(spec, str(exc))
             env = self._environment(spec, None, init_type)
+            env.start_clock = asked
             await self._start_plain(env)
         except BaseException:
             self._drop(env)

@@ -6,17 +6,20 @@ fork is adopted by the sandbox (its own cgroup: memory, pids, CPU, freeze, kill)
 anything, then gives itself its own namespaces and /tmp where the sandbox has them, and connects
 to its own Runtime API listener (the other half lives in bootstrap/python/_lamina_fork.py).
 
-The channel per environment is a SOCK_SEQPACKET pair: the keeper process of the fork says
+The channel per environment is a SOCK_SEQPACKET pair: the environment's first process (pid 1
+of its own PID namespace, once the fork has isolated itself; `fail <why>` if it could not) says
 `hello` (the kernel attaches its pid, translated into Lamina's PID namespace), Lamina answers
-`go` once the cgroup holds it, the keeper answers `ok` (or `fail <why>`) once it is isolated,
-and at the end `exit <code>` with how the runtime ended.
+`go` once the environment's cgroups hold it, it answers `ok` and forks the runtime, and at the
+end it sends `exit <code>` with how the runtime ended.
 """
 
 from __future__ import annotations
 
 import array
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -36,6 +39,7 @@ from lamina.sandbox.protocol import AdoptedTree
 log = logging.getLogger(__name__)
 
 _UCRED = struct.Struct("iII")
+_ADOPTERS = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="adopt")
 
 
 class TemplateUnavailable(Exception):
@@ -207,9 +211,18 @@ class Template:
                     ),
                     0,
                 )
+                if msg.startswith(b"fail "):
+                    raise TemplateUnavailable(
+                        f"forked environment not isolated: {msg[5:].decode(errors='replace')}"
+                    )
                 if msg != b"hello" or pid <= 0:
                     raise TemplateUnavailable("the template's fork did not report")
-                tree = self.sandbox.adopt(pid, memory_mb=self.spec.memory_mb)
+                # Off the event loop: moving a process into a cgroup v1 hierarchy waits for an
+                # RCU grace period (milliseconds); concurrent moves share them (bursts).
+                tree = await asyncio.get_running_loop().run_in_executor(
+                    _ADOPTERS,
+                    functools.partial(self.sandbox.adopt, pid, memory_mb=self.spec.memory_mb),
+                )
                 t2 = time.perf_counter()
                 ours.send(b"go")
                 msg, _ = await _recv(ours)
@@ -222,9 +235,7 @@ class Template:
                     (t3 - t2) * 1000,
                 )
                 if msg != b"ok":
-                    raise TemplateUnavailable(
-                        f"forked environment not isolated: {msg.decode(errors='replace')}"
-                    )
+                    raise TemplateUnavailable("the template's fork did not start")
         except BaseException:
             if tree is not None:
                 tree.kill()

@@ -3,12 +3,13 @@
 Lamina starts the runtime in template mode (`_LAMINA_TEMPLATE_FD` names a SOCK_SEQPACKET socket
 to the server). After Init the template runs the before-snapshot hooks, checks that it can be
 forked safely (one thread, no open sockets), says `ready`, and then forks once per request. Each
-request carries the environment's own channel and log pipe. The first child (the keeper) says
-hello so the server learns its pid and moves it into the environment's own cgroup; on `go` it
-takes its own namespaces where the sandbox asks for them (user, mount, PID, IPC, UTS), a fresh
-/tmp, and forks the runtime (below a small init when there is a PID namespace). The runtime
-drops what it must not keep (capabilities, the template's variables), loads the environment's
-seccomp filter, reseeds `random`, runs the after-restore hooks and returns to serve.
+request carries the environment's own channel and log pipe. Where the sandbox asks for it, the
+fork takes its own namespaces (user, mount, PID, IPC, UTS) and a fresh /tmp, and forks again:
+that child, pid 1 of the new PID namespace, is the environment's first process. It says hello
+(the server learns its pid and moves it into the environment's own cgroups), then on `go` forks
+the runtime and stays to reap and to report how the runtime ended. The runtime drops what it must
+not keep (capabilities, the template's variables), loads the environment's seccomp filter,
+reseeds `random`, runs the after-restore hooks and returns to serve.
 
 Standard library only; imported by bootstrap.py only in template mode. Hooks: snapshot_restore_py.
 """
@@ -32,6 +33,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+PR_SET_CHILD_SUBREAPER = 36
 _TEMPLATE_VARS = ("_LAMINA_TEMPLATE_FD", "_LAMINA_SECCOMP", "_LAMINA_ISOLATE")
 
 
@@ -116,6 +118,9 @@ def serve_template(ctl_fd, init_ms):
         stream.flush()
     gc.collect()
     gc.freeze()  # keep the collector from dirtying (and so un-sharing) the template's pages
+    # An environment's first fork exits at once, leaving pid 1 of its namespace orphaned: the
+    # template adopts and reaps those orphans (PR_SET_CHILD_SUBREAPER).
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     signal.signal(signal.SIGCHLD, _reap)
     ctl.send(json.dumps({"ready": True, "init_ms": init_ms}).encode())
     fd_space = socket.CMSG_SPACE(2 * array.array("i").itemsize)
@@ -176,29 +181,31 @@ def _become_environment(req, chan_fd, out_fd):
     os.dup2(out_fd, 2)
     os.close(out_fd)
     chan = socket.socket(fileno=chan_fd)
-    chan.send(b"hello")  # the server reads our pid from the credentials the kernel attaches
-    if chan.recv(16) != b"go":
-        os._exit(1)
     isolate = os.environ.get("_LAMINA_ISOLATE", "")
-    pid_ns = False
     if isolate:
         try:
-            pid_ns = _isolate(int(req.get("tmp_mb", 512)), userns=isolate == "userns")
+            _isolate(int(req.get("tmp_mb", 512)), userns=isolate == "userns")
         except OSError as exc:
             chan.send(f"fail {exc}".encode())
             os._exit(1)
+        if os.fork():
+            os._exit(0)  # its child is pid 1 of the new PID namespace: that is the environment
+    chan.send(b"hello")  # the server reads our pid from the credentials the kernel attaches
+    if chan.recv(16) != b"go":  # the server has moved us into the environment's cgroups
+        os._exit(1)
     chan.send(b"ok")
-    child = os.fork()
-    if child:
-        _keep(chan, child, pid_ns)
-    if pid_ns:
-        _init_of_namespace()
+    if isolate:
+        # show the runtime its own PID namespace (see sandbox/linux.py for why this may fail)
+        _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    runtime = os.fork()
+    if runtime:
+        _keep(chan, runtime)
     chan.close()
     _restore(req)
 
 
 def _isolate(tmp_mb, *, userns):
-    """Own namespaces and /tmp for this environment; True once a PID namespace is entered."""
+    """Own namespaces and /tmp for this environment (the PID namespace holds our children)."""
     uid, gid = os.getuid(), os.getgid()
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     if userns:
@@ -214,41 +221,23 @@ def _isolate(tmp_mb, *, userns):
     _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
     opts = f"size={tmp_mb}m,mode=1777".encode()
     _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts), "mount /tmp")
-    return True
 
 
-def _init_of_namespace():
-    """In the new PID namespace this process is pid 1: it shows the runtime its own /proc, forks
-    the runtime (pid 2: a pid 1 cannot kill itself) and reaps until the runtime exits."""
-    _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-    runtime = os.fork()
-    if runtime == 0:
-        return
-    os.closerange(3, 256)
+def _keep(chan, runtime):
+    """The environment's first process (pid 1 of its PID namespace, where it has one, so the
+    runtime is pid 2: a pid 1 cannot kill itself): reaps whatever ends up below it, and when the
+    runtime ends tells the server how, then exits (which ends the namespace)."""
+    os.closerange(3, chan.fileno())
+    os.closerange(chan.fileno() + 1, 1024)
     while True:
         try:
             pid, status = os.waitpid(-1, 0)
         except ChildProcessError:
             os._exit(1)
         if pid == runtime:
-            if os.WIFSIGNALED(status):
-                os._exit(128 + os.WTERMSIG(status))
-            os._exit(os.waitstatus_to_exitcode(status))
-
-
-def _keep(chan, child, pid_ns):
-    """The environment's first process: tells the server how the runtime ended, then exits."""
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
             break
-        except InterruptedError:
-            continue
-    code = os.waitstatus_to_exitcode(status)
-    if pid_ns and 128 < code < 128 + 65:
-        code = -(code - 128)
     try:
-        chan.send(f"exit {code}".encode())
+        chan.send(f"exit {os.waitstatus_to_exitcode(status)}".encode())
     finally:
         os._exit(0)
 
