@@ -110,6 +110,7 @@ class Pool:
         self._all: set[Environment] = set()
         self._templates: dict[tuple[object, ...], asyncio.Future[Template | None]] = {}
         # keys that start plainly: their version, and why
+        self._retiring: list[Template] = []  # closed once their last environment is gone
         self._refused: dict[tuple[object, ...], tuple[Group, str]] = {}
         self.counters: dict[Group, Counters] = defaultdict(Counters)
         self.cold_starts = 0
@@ -194,8 +195,8 @@ class Pool:
         for key, fut in list(self._templates.items()):
             tpl = fut.result() if fut.done() and not fut.exception() else None
             if tpl is not None and tpl.spec.group == group:
-                tpl.close()
                 del self._templates[key]
+                self._close_template(tpl)
         for key in [k for k, (g, _) in self._refused.items() if g == group]:
             del self._refused[key]
 
@@ -246,7 +247,7 @@ class Pool:
         envs = list(self._all)
         for env in envs:
             self._drop(env)
-        for tpl in self._live_templates():
+        for tpl in [*self._live_templates(), *self._retiring]:
             tpl.close()
         for fut in self._templates.values():
             fut.cancel()
@@ -272,7 +273,10 @@ class Pool:
             await env.start()
         except TemplateUnavailable as exc:
             self._forget(env)
-            self._refuse(spec, str(exc))
+            if exc.permanent:
+                self._refuse(spec, str(exc))
+            else:
+                log.warning("plain start for %s: %s", spec.group, exc)
             env = self._environment(spec, None, init_type)
             env.start_clock = asked
             await self._start_plain(env)
@@ -333,7 +337,8 @@ class Pool:
             try:
                 await tpl.start()
             except TemplateUnavailable as exc:
-                self._refuse(spec, str(exc))
+                if exc.permanent:
+                    self._refuse(spec, str(exc))
                 fut.set_result(None)
                 self._templates.pop(spec.key, None)
                 return None
@@ -351,7 +356,18 @@ class Pool:
         self._refused[spec.key] = (spec.group, why)
         fut = self._templates.pop(spec.key, None)
         if fut is not None and fut.done() and (tpl := fut.result()) is not None:
+            self._close_template(tpl)
+
+    def _close_template(self, tpl: Template) -> None:
+        """No more forks from it; it stops once no environment forked from it is alive (its
+        forks live inside its PID namespace, which ends with it)."""
+        tpl.retiring = True
+        if not any(e.template is tpl for e in self._all):
             tpl.close()
+            with contextlib.suppress(ValueError):
+                self._retiring.remove(tpl)
+        elif tpl not in self._retiring:
+            self._retiring.append(tpl)
 
     def _live_templates(self) -> list[Template]:
         out = []
@@ -385,7 +401,7 @@ class Pool:
         for key, fut in list(self._templates.items()):
             if key != spec.key and key not in busy_keys and fut.done():
                 if (tpl := fut.result()) is not None:
-                    tpl.close()
+                    self._close_template(tpl)
                 del self._templates[key]
         available = available_memory_mb()
         if available < self.min_available_mb:
@@ -416,6 +432,8 @@ class Pool:
     def _forget(self, env: Environment) -> None:
         """The environment is dead (stopped, or its runtime exited): it leaves the pool."""
         self._all.discard(env)
+        if env.template is not None and env.template.retiring:
+            self._close_template(env.template)
         idle = self._idle.get(env.spec.key)
         if idle is not None:
             with contextlib.suppress(ValueError):
@@ -444,5 +462,5 @@ class Pool:
                     or (tpl.last_used < now - self.template_idle_timeout_s)
                 ):
                     if tpl is not None:
-                        tpl.close()
+                        self._close_template(tpl)
                     del self._templates[key]

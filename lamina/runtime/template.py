@@ -6,11 +6,11 @@ fork is adopted by the sandbox (its own cgroup: memory, pids, CPU, freeze, kill)
 anything, then gives itself its own namespaces and /tmp where the sandbox has them, and connects
 to its own Runtime API listener (the other half lives in bootstrap/python/_lamina_fork.py).
 
-The channel per environment is a SOCK_SEQPACKET pair: the environment's first process (pid 1
-of its own PID namespace, once the fork has isolated itself; `fail <why>` if it could not) says
-`hello` (the kernel attaches its pid, translated into Lamina's PID namespace), Lamina answers
-`go` once the environment's cgroups hold it, it answers `ok` and forks the runtime, and at the
-end it sends `exit <code>` with how the runtime ended.
+The channel per environment is a SOCK_SEQPACKET pair: the fork says `hello` at once (the kernel
+attaches its pid, translated into Lamina's PID namespace), Lamina answers `go` once the
+environment's cgroups hold it; the fork isolates itself (`fail <why>` if it cannot), and the
+environment's first process (pid 1 of its PID namespace where it has one) says `hello` again,
+forks the runtime, and at the end sends `exit <code>` with how the runtime ended.
 """
 
 from __future__ import annotations
@@ -39,11 +39,17 @@ from lamina.sandbox.protocol import AdoptedTree
 log = logging.getLogger(__name__)
 
 _UCRED = struct.Struct("iII")
+TEMPLATE_HEADROOM_MB = 512
 _ADOPTERS = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="adopt")
 
 
 class TemplateUnavailable(Exception):
-    """This function version cannot be forked (why is the message); start environments plainly."""
+    """No fork this time (why is the message): start the environment plainly. `permanent`: this
+    function version cannot be forked at all (until its configuration changes)."""
+
+    def __init__(self, why: str, *, permanent: bool = False) -> None:
+        super().__init__(why)
+        self.permanent = permanent
 
 
 async def _recv(
@@ -92,8 +98,8 @@ class Template:
         self._proc: SandboxedProcess | None = None
         self._ctl: socket.socket | None = None
         self._out_fd = -1
-        self._lock = asyncio.Lock()
         self.closed = False
+        self.retiring = False  # no more forks; closed when its last environment is gone
 
     @property
     def alive(self) -> bool:
@@ -122,7 +128,8 @@ class Template:
                     env=env,
                     cwd=self.spec.task_root,
                     output_fd=write_fd,
-                    memory_mb=self.spec.memory_mb,
+                    # Forks are charged here until adopted (their page tables for good).
+                    memory_mb=self.spec.memory_mb + TEMPLATE_HEADROOM_MB,
                     tmp_mb=self.spec.ephemeral_mb,
                     task_root=self.spec.task_root,
                     opt_dir=self.spec.opt_dir,
@@ -132,7 +139,7 @@ class Template:
             )
         except OSError as exc:
             self.close()
-            raise TemplateUnavailable(f"template failed to start: {exc}") from exc
+            raise TemplateUnavailable(f"template failed to start: {exc}", permanent=True) from exc
         finally:
             theirs.close()
             os.close(write_fd)
@@ -141,14 +148,16 @@ class Template:
                 msg, _ = await _recv(ours)
         except (TimeoutError, OSError) as exc:
             self.close()
-            raise TemplateUnavailable(f"template did not become ready: {exc!r}") from exc
+            raise TemplateUnavailable(
+                f"template did not become ready: {exc!r}", permanent=True
+            ) from exc
         self._read_output()
         self.init_ms = (time.perf_counter() - started) * 1000
         last = self.init_lines[-1][1] if self.init_lines else "no output"
         doc = json.loads(msg) if msg else {"refused": f"template exited during Init ({last})"}
         if not doc.get("ready"):
             self.close()
-            raise TemplateUnavailable(str(doc.get("refused")))
+            raise TemplateUnavailable(str(doc.get("refused")), permanent=True)
 
     def _read_output(self) -> None:
         chunks = []
@@ -185,6 +194,7 @@ class Template:
             }
         ).encode()
         tree: AdoptedTree | None = None
+        loop = asyncio.get_running_loop()
         try:
             try:
                 ctl.sendmsg(
@@ -199,43 +209,20 @@ class Template:
                 )
             finally:
                 theirs.close()
-            t0 = time.perf_counter()
             async with asyncio.timeout(self.init_timeout_s):
-                msg, anc = await _recv(ours, socket.CMSG_SPACE(_UCRED.size))
-                t1 = time.perf_counter()
-                pid = next(
-                    (
-                        _UCRED.unpack(data[: _UCRED.size])[0]
-                        for level, kind, data in anc
-                        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
-                    ),
-                    0,
-                )
-                if msg.startswith(b"fail "):
-                    raise TemplateUnavailable(
-                        f"forked environment not isolated: {msg[5:].decode(errors='replace')}"
-                    )
-                if msg != b"hello" or pid <= 0:
-                    raise TemplateUnavailable("the template's fork did not report")
+                # 1. The fork, before it does anything, joins the environment's cgroups: what it
+                # touches from then on is charged there, not to the template.
+                first = await self._hello(ours)
                 # Off the event loop: moving a process into a cgroup v1 hierarchy waits for an
                 # RCU grace period (milliseconds); concurrent moves share them (bursts).
-                tree = await asyncio.get_running_loop().run_in_executor(
+                tree = await loop.run_in_executor(
                     _ADOPTERS,
-                    functools.partial(self.sandbox.adopt, pid, memory_mb=self.spec.memory_mb),
+                    functools.partial(self.sandbox.adopt, first, memory_mb=self.spec.memory_mb),
                 )
-                t2 = time.perf_counter()
                 ours.send(b"go")
-                msg, _ = await _recv(ours)
-                t3 = time.perf_counter()
-                log.debug(
-                    "fork %s: hello %.2f ms, adopt %.2f ms, isolated %.2f ms",
-                    pid,
-                    (t1 - t0) * 1000,
-                    (t2 - t1) * 1000,
-                    (t3 - t2) * 1000,
-                )
-                if msg != b"ok":
-                    raise TemplateUnavailable("the template's fork did not start")
+                # 2. The environment's first process (pid 1 of its own PID namespace where it
+                # has one) says hello in turn: that is the process Lamina watches.
+                pid = await self._hello(ours)
         except BaseException:
             if tree is not None:
                 tree.kill()
@@ -243,6 +230,25 @@ class Template:
             raise
         self.forks += 1
         return ForkedProcess(pid, tree, ours)
+
+    async def _hello(self, chan: socket.socket) -> int:
+        msg, anc = await _recv(chan, socket.CMSG_SPACE(_UCRED.size))
+        if msg.startswith(b"fail "):
+            raise TemplateUnavailable(
+                f"forked environment not isolated: {msg[5:].decode(errors='replace')}",
+                permanent=True,
+            )
+        pid = next(
+            (
+                _UCRED.unpack(data[: _UCRED.size])[0]
+                for level, kind, data in anc
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
+            ),
+            0,
+        )
+        if msg != b"hello" or pid <= 0:
+            raise TemplateUnavailable("the template's fork did not report (template gone?)")
+        return pid
 
     def close(self) -> None:
         if self.closed:

@@ -5,9 +5,10 @@ to the server). After Init the template runs the before-snapshot hooks, checks t
 forked safely (one thread, no open sockets), says `ready`, and then forks once per request. Each
 request carries the environment's own channel and log pipe. Where the sandbox asks for it, the
 fork takes its own namespaces (user, mount, PID, IPC, UTS) and a fresh /tmp, and forks again:
-that child, pid 1 of the new PID namespace, is the environment's first process. It says hello
-(the server learns its pid and moves it into the environment's own cgroups), then on `go` forks
-the runtime and stays to reap and to report how the runtime ended. The runtime drops what it must
+that child, pid 1 of the new PID namespace, is the environment's first process. Each fork says
+hello at once (the server learns its pid from the kernel and moves it into the environment's own
+cgroups before it does anything), and the environment's first process says hello again before
+it forks the runtime, then stays to reap and to report how the runtime ended. The runtime drops what it must
 not keep (capabilities, the template's variables), loads the environment's seccomp filter,
 reseeds `random`, runs the after-restore hooks and returns to serve.
 
@@ -173,6 +174,12 @@ def _rewrite_initial_environ(values):
 
 
 def _become_environment(req, chan_fd, out_fd):
+    chan = socket.socket(fileno=chan_fd)
+    # First thing: the server moves us into the environment's cgroups (it reads our pid from the
+    # credentials the kernel attaches), so that what we touch from here on is charged there.
+    chan.send(b"hello")
+    if chan.recv(16) != b"go":
+        os._exit(1)
     _rewrite_initial_environ(
         {"AWS_LAMBDA_LOG_STREAM_NAME": req["log_stream"], "AWS_LAMBDA_RUNTIME_API": req["api"]}
     )
@@ -180,7 +187,6 @@ def _become_environment(req, chan_fd, out_fd):
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
     os.close(out_fd)
-    chan = socket.socket(fileno=chan_fd)
     isolate = os.environ.get("_LAMINA_ISOLATE", "")
     if isolate:
         try:
@@ -190,13 +196,9 @@ def _become_environment(req, chan_fd, out_fd):
             os._exit(1)
         if os.fork():
             os._exit(0)  # its child is pid 1 of the new PID namespace: that is the environment
-    chan.send(b"hello")  # the server reads our pid from the credentials the kernel attaches
-    if chan.recv(16) != b"go":  # the server has moved us into the environment's cgroups
-        os._exit(1)
-    chan.send(b"ok")
-    if isolate:
         # show the runtime its own PID namespace (see sandbox/linux.py for why this may fail)
         _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    chan.send(b"hello")  # the environment's first process, which the server watches
     runtime = os.fork()
     if runtime:
         _keep(chan, runtime)
