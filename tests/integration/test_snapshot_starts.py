@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.integration.conftest import CreateFunction, function_zip, invoke_json
+from tests.integration.conftest import CreateFunction, client_for, function_zip, invoke_json
 
 
 def status(endpoint: str, name: str) -> dict[str, Any]:
@@ -111,3 +112,41 @@ def test_a_thread_running_after_init_means_no_template(
     st = status(endpoint, cfg["FunctionName"])["Functions"][0]
     assert st["snapshot_starts"] == 0
     assert any("thread" in why for why in st["template_refusals"].values()), st
+
+
+def test_a_burst_forks_every_environment_from_one_template(
+    lambda_client: Any, endpoint: str, create_function: CreateFunction
+) -> None:
+    cfg = create_function(
+        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler", Timeout=60
+    )
+    name = cfg["FunctionName"]
+    client = client_for(endpoint, max_pool_connections=20)
+    bodies = [body for _, body in concurrently(client, name, 20, sleep=2.0)]
+    assert len({b["stream"] for b in bodies}) == 20
+    st = status(endpoint, name)["Functions"][0]
+    assert (st["environments"], st["templates"], st["template_refusals"]) == (20, 1, {}), st
+    if sandbox_name(endpoint, name) != "process":
+        assert st["snapshot_starts"] == 20, st
+
+
+def test_busy_forked_environment_survives_its_templates_retirement(
+    lambda_client: Any, endpoint: str, create_function: CreateFunction
+) -> None:
+    cfg = create_function(
+        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler", Timeout=60
+    )
+    name = cfg["FunctionName"]
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(invoke_json, lambda_client, name, {"sleep": 3.0})
+        deadline = time.monotonic() + 30
+        while status(endpoint, name)["Functions"][0]["busy"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # A configuration change retires the version's template and environments...
+        lambda_client.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {"CHANGED": "1"}}
+        )
+        resp, body = slow.result()
+    # ...but the busy one (inside the template's PID namespace) finishes its invocation.
+    assert "FunctionError" not in resp and body["token"], (resp, body)
