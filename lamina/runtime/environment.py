@@ -200,6 +200,7 @@ class Environment:
         self._out_fd = read_fd
         try:
             self._proc = await template.fork(
+                env_id=self.id,
                 output_fd=write_fd,
                 runtime_api=f"127.0.0.1:{port}",
                 log_stream=self.log_stream,
@@ -583,6 +584,8 @@ class Environment:
         if self.state == "dead":
             return
         self.state = "dead"
+        if self.template is not None and self._proc is not None:
+            self.template.forget(self.id)
         if not self._ready.done():
             self._ready.set_exception(
                 InitFailure(

@@ -174,7 +174,7 @@ class Template:
         self.init_lines.extend((now, line) for line in text.splitlines())
 
     async def fork(
-        self, *, output_fd: int, runtime_api: str, log_stream: str, init_type: str
+        self, *, env_id: str, output_fd: int, runtime_api: str, log_stream: str, init_type: str
     ) -> ForkedProcess:
         """A new environment's process tree, adopted by the sandbox and isolated, not yet
         connected (it connects to `runtime_api` on its own)."""
@@ -187,6 +187,7 @@ class Template:
         ours.setblocking(False)
         request = json.dumps(
             {
+                "id": env_id,
                 "api": runtime_api,
                 "log_stream": log_stream,
                 "init_type": init_type,
@@ -249,6 +250,12 @@ class Template:
         if msg != b"hello" or pid <= 0:
             raise TemplateUnavailable("the template's fork did not report (template gone?)")
         return pid
+
+    def forget(self, env_id: str) -> None:
+        """The environment is gone: the template removes its /tmp directory."""
+        if self._ctl is not None and not self.closed:
+            with contextlib.suppress(OSError):
+                self._ctl.send(json.dumps({"forget": env_id}).encode())
 
     def close(self) -> None:
         if self.closed:

@@ -267,9 +267,9 @@ class GroupTree:
     def kill(self) -> None:
         if self._dead:
             return
-        self._dead = True
-        self.peak_memory_mb()
+        self.peak_memory_mb()  # sampled while the group is still there
         self.oom_killed()
+        self._dead = True
         if self._group is not None:
             self._group.kill()
             self._janitor.add(self._group.remove)
@@ -557,6 +557,8 @@ class LinuxSandbox:
         # the environment's /tmp: the price of keeping it at the same path.
         for path in under_tmp:
             args += [*_parents(path, made), "--ro-bind", path, path]
+        if spec.template:  # its forks bind their own /tmp: these stay visible there too
+            env["_LAMINA_TMP_KEEP"] = ":".join(under_tmp)
         if isolated:
             env_dir.mkdir(parents=True, exist_ok=True)
             api = env.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
@@ -598,7 +600,14 @@ class LinuxSandbox:
         args += ["--", "/bin/sh", "-c", '"$@"; exit $?', "sh"]
         # No uid drop here: without a private view, the code and runtime stay at host paths that
         # another uid often cannot traverse (a 0700 data dir); the guarantees say so.
-        return [*args, *spec.argv], dict(spec.env), str(spec.cwd), []
+        env = dict(spec.env)
+        if spec.template:  # its forks bind their own /tmp: what the runtime needs stays visible
+            task_root = self._task_root(spec)
+            wanted = [*self._runtime_paths(spec.argv, spec, task_root), task_root, str(spec.cwd)]
+            env["_LAMINA_TMP_KEEP"] = ":".join(
+                sorted({p for p in wanted if p.startswith("/tmp/")}, key=len)
+            )
+        return [*args, *spec.argv], env, str(spec.cwd), []
 
     def _runtime_paths(
         self, argv: Sequence[str], spec: SandboxSpec, task_root: str, opt: str | None = None

@@ -35,7 +35,8 @@ CLONE_NEWPID = 0x20000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 PR_SET_CHILD_SUBREAPER = 36
-_TEMPLATE_VARS = ("_LAMINA_TEMPLATE_FD", "_LAMINA_SECCOMP", "_LAMINA_ISOLATE")
+MS_BIND = 4096
+_TEMPLATE_VARS = ("_LAMINA_TEMPLATE_FD", "_LAMINA_SECCOMP", "_LAMINA_ISOLATE", "_LAMINA_TMP_KEEP")
 
 
 class _SockFprog(ctypes.Structure):
@@ -93,6 +94,18 @@ def _run_hooks(getter, *, reverse=False):
         func(*args, **kwargs)
 
 
+def _forget_environment(msg):
+    """An environment is gone: its /tmp directory on the template's disk goes too."""
+    try:
+        env_id = json.loads(msg).get("forget", "")
+    except ValueError:
+        return
+    if env_id.isalnum():
+        import shutil
+
+        shutil.rmtree(f"/tmp/.lamina-env-{env_id}", ignore_errors=True)
+
+
 def _reap(_signum, _frame):
     while True:
         try:
@@ -136,6 +149,7 @@ def serve_template(ctl_fd, init_ms):
         if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
+            _forget_environment(msg)
             continue
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
@@ -190,7 +204,7 @@ def _become_environment(req, chan_fd, out_fd):
     isolate = os.environ.get("_LAMINA_ISOLATE", "")
     if isolate:
         try:
-            _isolate(int(req.get("tmp_mb", 512)), userns=isolate == "userns")
+            _isolate(req["id"], userns=isolate == "userns")
         except OSError as exc:
             chan.send(f"fail {exc}".encode())
             os._exit(1)
@@ -206,8 +220,16 @@ def _become_environment(req, chan_fd, out_fd):
     _restore(req)
 
 
-def _isolate(tmp_mb, *, userns):
-    """Own namespaces and /tmp for this environment (the PID namespace holds our children)."""
+def _isolate(env_id, *, userns):
+    """Own namespaces and /tmp for this environment (the PID namespace holds our children).
+
+    The environment's /tmp is its own directory on the template's /tmp (the sandbox's disk for
+    it, so the pages stay out of the memory limit as for a plain start), bound over /tmp in the
+    environment's own mount namespace; runtime paths the sandbox keeps under /tmp (a checkout
+    there, say) are bound into it at the same place."""
+    own = f"/tmp/.lamina-env-{env_id}"
+    os.mkdir(own)
+    os.chmod(own, 0o1777)
     uid, gid = os.getuid(), os.getgid()
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     if userns:
@@ -221,8 +243,12 @@ def _isolate(tmp_mb, *, userns):
         with open("/proc/self/gid_map", "w") as f:
             f.write(f"{gid} {gid} 1")
     _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    opts = f"size={tmp_mb}m,mode=1777".encode()
-    _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts), "mount /tmp")
+    for path in os.environ.get("_LAMINA_TMP_KEEP", "").split(":"):
+        if path.startswith("/tmp/") and os.path.isdir(path):
+            target = own + path[4:]
+            os.makedirs(target, exist_ok=True)
+            _check(_libc.mount(path.encode(), target.encode(), None, MS_BIND | MS_REC, None), path)
+    _check(_libc.mount(own.encode(), b"/tmp", None, MS_BIND | MS_REC, None), "mount /tmp")
 
 
 def _keep(chan, runtime):
