@@ -604,6 +604,8 @@ class LinuxSandbox:
         if spec.template:  # its forks bind their own /tmp: what the runtime needs stays visible
             task_root = self._task_root(spec)
             wanted = [*self._runtime_paths(spec.argv, spec, task_root), task_root, str(spec.cwd)]
+            if spec.opt_dir is not None:
+                wanted.append(str(spec.opt_dir))
             env["_LAMINA_TMP_KEEP"] = ":".join(
                 sorted({p for p in wanted if p.startswith("/tmp/")}, key=len)
             )
