@@ -122,6 +122,10 @@ class Lamina:
         print(f"  sandbox:  {self.pool.sandbox.name}", flush=True)
         for guarantee, state in self.pool.sandbox.guarantees().items():
             print(f"    {guarantee}: {state}", flush=True)
+        snapshot = (
+            "on (cold starts fork each version's template)" if self.pool.snapshot_starts else "off"
+        )
+        print(f"  snapshot starts: {snapshot}; status: {self.endpoint}/lamina/status", flush=True)
         print(
             f"  try:      aws --endpoint-url {self.endpoint} lambda list-functions   "
             f"(or: LAMINA_ENDPOINT={self.endpoint} lamina functions list)",
