@@ -244,10 +244,15 @@ def _isolate(env_id, *, userns):
             f.write(f"{gid} {gid} 1")
     _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
     for path in os.environ.get("_LAMINA_TMP_KEEP", "").split(":"):
-        if path.startswith("/tmp/") and os.path.isdir(path):
-            target = own + path[4:]
+        if not path.startswith("/tmp/") or not os.path.exists(path):
+            continue
+        target = own + path[4:]
+        if os.path.isdir(path):
             os.makedirs(target, exist_ok=True)
-            _check(_libc.mount(path.encode(), target.encode(), None, MS_BIND | MS_REC, None), path)
+        else:  # a single module file (six.py, say)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "a").close()
+        _check(_libc.mount(path.encode(), target.encode(), None, MS_BIND | MS_REC, None), path)
     _check(_libc.mount(own.encode(), b"/tmp", None, MS_BIND | MS_REC, None), "mount /tmp")
 
 
