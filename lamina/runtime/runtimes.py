@@ -180,9 +180,9 @@ def notes() -> dict[str, str]:
 
 def launch(spec: EnvironmentSpec) -> Launch:
     if spec.runtime.startswith("python"):
-        return _python(spec)
+        return _exec_wrapper(spec, _python(spec))
     if spec.runtime.startswith("nodejs"):
-        return _node(spec)
+        return _exec_wrapper(spec, _node(spec))
     bin_dir, paths = host_python()
     bootstrap = spec.task_root / "bootstrap"
     if spec.opt_dir is not None and not os.path.lexists(bootstrap):
@@ -239,4 +239,34 @@ def _node(spec: EnvironmentSpec) -> Launch:
         execution_env=f"AWS_Lambda_{spec.runtime}",
         bin_dir=os.path.dirname(node),
         runtime_dir=str(NODE_BOOTSTRAP_DIR),
+    )
+
+
+def _exec_wrapper(spec: EnvironmentSpec, how: Launch) -> Launch:
+    """AWS_LAMBDA_EXEC_WRAPPER, as Lambda's managed runtimes honour it: the runtime's command is
+    run as the arguments of that executable (a script from the package or a layer, which sets
+    things up and execs "$@"). Its path is given as the environment sees it, /var/task/... or
+    /opt/...; it is started by its host path, which a sandbox with its own view maps back."""
+    wrapper = spec.variables.get("AWS_LAMBDA_EXEC_WRAPPER")
+    if not wrapper:
+        return how
+    host = wrapper
+    if wrapper.startswith("/var/task/"):
+        host = str(spec.task_root / wrapper.removeprefix("/var/task/"))
+    elif wrapper.startswith("/opt/") and spec.opt_dir is not None:
+        host = str(spec.opt_dir / wrapper.removeprefix("/opt/"))
+    # the interpreter is no longer argv[0]: name the installations a sandbox must map (a venv's
+    # and the one its link leads to)
+    prefixes = {
+        os.path.dirname(os.path.dirname(p)) for p in (how.argv[0], os.path.realpath(how.argv[0]))
+    }
+    extra = tuple(
+        p for p in sorted(prefixes) if p not in ("", "/", "/usr") and not p.startswith("/usr/")
+    )
+    return Launch(
+        argv=[host, *how.argv],
+        execution_env=how.execution_env,
+        bin_dir=how.bin_dir,
+        read_only_paths=how.read_only_paths + extra,
+        runtime_dir=how.runtime_dir,
     )
