@@ -48,6 +48,7 @@ from lamina.sources.base import (
 )
 from lamina.sources.streams import (
     CONNECTION_PROBLEM,
+    STREAM_MEMBERS,
     batch_info,
     check_stream_settings,
     record_size,
@@ -400,4 +401,5 @@ POSTGRES_CHANGES = SourceKind(
     claims=_claims,
     open=_open,
     check=_check,
+    output_members=STREAM_MEMBERS,
 )

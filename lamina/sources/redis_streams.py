@@ -45,6 +45,7 @@ from lamina.sources.base import (
 )
 from lamina.sources.streams import (
     CONNECTION_PROBLEM,
+    STREAM_MEMBERS,
     batch_info,
     check_stream_settings,
     record_size,
@@ -359,4 +360,5 @@ REDIS_STREAMS = SourceKind(
     claims=_claims,
     open=_open,
     check=_check,
+    output_members=STREAM_MEMBERS | {"StartingPositionTimestamp"},
 )

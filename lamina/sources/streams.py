@@ -20,6 +20,22 @@ CONNECTION_PROBLEM = problem(
     "Connection error. Please check your event source connection configuration."
 )
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+# The optional request members a stream kind accepts (and GetEventSourceMapping shows).
+STREAM_MEMBERS = frozenset(
+    {
+        "StartingPosition",
+        "FilterCriteria",
+        "FunctionResponseTypes",
+        "MaximumRecordAgeInSeconds",
+        "MaximumRetryAttempts",
+        "BisectBatchOnFunctionError",
+        "ParallelizationFactor",
+        "DestinationConfig",
+        "SourceAccessConfigurations",
+        "SelfManagedEventSource",
+        "MetricsConfig",
+    }
+)
 
 
 def iso_ms(epoch_s: float) -> str:
