@@ -91,7 +91,14 @@ async def install(
     source = source_name(schema, table)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [INSTALL_LOCK])
-        await conn.execute(SETUP)
+        present = await conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL",
+            [f"{SCHEMA}.consumers", f"{SCHEMA}.capture()"],
+        )
+        found = await present.fetchone()
+        if not (found and found[0]):  # type: ignore[index]
+            # Only when missing: CREATE SCHEMA needs the CREATE privilege even when it exists.
+            await conn.execute(SETUP)
         exists = await conn.execute(
             "SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s",
             [source_regclass(schema, table), TRIGGER],

@@ -322,3 +322,72 @@ def test_retries_exhausted_go_to_the_on_failure_queue(
     broker.produce(items(range(3, 5)))
     seen.until(lambda b: 4 in [n for x in b for n in x["ns"]])
     assert seen.batches[-1]["ns"][-1] == 4
+
+
+def test_the_aws_cli_names_a_redis_stream(
+    aws_cli: Any, sqs: Any, queue: Any, create_function: CreateFunction
+) -> None:
+    client = redis_or_skip()
+    broker = RedisBroker(client)
+    seen_url, _ = queue()
+    function = recorder(create_function, seen_url)
+    try:
+        out = aws_cli(
+            "lambda",
+            "create-event-source-mapping",
+            "--function-name",
+            function,
+            "--event-source-arn",
+            broker.arn,
+            "--self-managed-event-source",
+            json.dumps({"Endpoints": {"REDIS_URL": [broker.url]}}),
+            "--starting-position",
+            "TRIM_HORIZON",
+            "--maximum-retry-attempts",
+            "3",
+            "--bisect-batch-on-function-error",
+        )
+        mapping = json.loads(out.stdout)
+        assert mapping["EventSourceArn"] == broker.arn
+        assert mapping["SelfManagedEventSource"] == {"Endpoints": {"REDIS_URL": [broker.url]}}
+        assert mapping["MaximumRetryAttempts"] == 3
+        assert mapping["BisectBatchOnFunctionError"] is True
+        wait_for(lambda: broker.connected(mapping["UUID"]), 30, "the poller to connect")
+        broker.produce(items(range(3)))
+        Seen(sqs, seen_url).until(lambda b: 2 in [n for x in b for n in x["ns"]])
+        aws_cli("lambda", "delete-event-source-mapping", "--uuid", mapping["UUID"])
+        wait_for(lambda: f"lamina-{mapping['UUID']}" not in broker.groups(), 30, "the group to go")
+    finally:
+        broker.close()
+
+
+def test_deleting_the_last_mapping_of_a_table_removes_its_trigger(
+    lambda_client: Any, queue: Any, create_function: CreateFunction
+) -> None:
+    conn = postgres_or_skip()
+    broker = PostgresBroker(conn)
+    seen_url, _ = queue()
+    made: list[str] = []
+    try:
+        first = start_mapping(lambda_client, broker, recorder(create_function, seen_url), made)
+        second = start_mapping(lambda_client, broker, recorder(create_function, seen_url), made)
+
+        def triggers() -> int:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+                [broker.table],
+            ).fetchone()
+            return int(row[0])
+
+        assert triggers() == 1
+        lambda_client.delete_event_source_mapping(UUID=first["UUID"])
+        wait_for(lambda: not broker.connected(first["UUID"]), 30, "the first consumer to go")
+        assert triggers() == 1, "another mapping still reads the table"
+        lambda_client.delete_event_source_mapping(UUID=second["UUID"])
+        wait_for(lambda: triggers() == 0, 30, "the trigger to be dropped")
+        assert not broker.connected(second["UUID"])
+    finally:
+        for mapping in made:
+            with contextlib.suppress(ClientError):
+                lambda_client.delete_event_source_mapping(UUID=mapping)
+        broker.close()
