@@ -15,7 +15,6 @@ text and dates S, booleans BOOL, bytea B, json objects M, json arrays and SQL ar
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -138,7 +137,6 @@ class PostgresChanges(Source):
         self._read_upto = 0  # fetched up to here
         self._types: dict[str, str] = {}
         self._keys: list[str] = []
-        self._woken = asyncio.Event()
         self._pruned_at = 0.0
 
     async def connect(self) -> None:
@@ -164,7 +162,6 @@ class PostgresChanges(Source):
                 self.mapping.starting_position or "LATEST",
             )
             await self._load_columns(conn)
-            conn.add_notify_handler(self._notified)
             await conn.execute(f"LISTEN {capture.CHANNEL}")
         except psycopg.Error as exc:
             with contextlib.suppress(psycopg.Error):
@@ -186,10 +183,6 @@ class PostgresChanges(Source):
         rows = await cur.fetchall()
         self._types = {str(name): str(typ) for name, typ, _key in rows}
         self._keys = [str(name) for name, _typ, key in rows if key]
-
-    def _notified(self, notify: psycopg.Notify) -> None:
-        if notify.payload == self.stream.source:
-            self._woken.set()
 
     def _unavailable(self, exc: Exception) -> SourceUnavailable:
         log.info("postgres changes of %s: %s", self.stream.source, exc)
@@ -232,17 +225,13 @@ class PostgresChanges(Source):
             raise await self._failed(exc) from exc
 
     async def _wait(self, conn: AsyncConnection[Any], timeout_s: float) -> None:
-        """Until a change of this table is notified, or the time is up."""
-        if self._woken.is_set():
-            self._woken.clear()
-            return
-        async for _notify in conn.notifies(timeout=timeout_s):
-            if self._woken.is_set():
-                break
-        self._woken.clear()
+        """Until a change of this table is notified, or the time is up. Notifications that came
+        while a query ran wait in psycopg's backlog, so none slips between a read and a wait."""
+        async for notify in conn.notifies(timeout=timeout_s):
+            if notify.payload == self.stream.source:
+                return
 
     async def _read(self, conn: AsyncConnection[Any], limit: int) -> list[Record]:
-        self._woken.clear()
         cur = await conn.execute(
             "SELECT seq, op, new_image, old_image, extract(epoch FROM created_at)::float8 "
             f"FROM {capture.SCHEMA}.changes WHERE source = %s AND seq > %s ORDER BY seq LIMIT %s",
@@ -401,5 +390,6 @@ POSTGRES_CHANGES = SourceKind(
     claims=_claims,
     open=_open,
     check=_check,
+    remove=remove,
     output_members=STREAM_MEMBERS,
 )

@@ -360,5 +360,6 @@ REDIS_STREAMS = SourceKind(
     claims=_claims,
     open=_open,
     check=_check,
+    remove=remove,
     output_members=STREAM_MEMBERS | {"StartingPositionTimestamp"},
 )

@@ -146,8 +146,8 @@ def test_record_shapes(
     start_mapping(lambda_client, broker, cfg["FunctionName"], mappings)
     broker.produce(items(range(2)))
     seen = Seen(sqs, seen_url)
-    seen.until(lambda b: sum(len(x["Records"]) for x in b) >= 2)
-    record = seen.batches[0]["Records"][0]
+    seen.until(lambda b: sum(len(x["event"]["Records"]) for x in b) >= 2)
+    record = seen.batches[0]["event"]["Records"][0]
     assert record["eventSourceARN"] == broker.arn
     assert record["awsRegion"] == "us-east-1"
     if broker.name == "redis":
@@ -391,3 +391,39 @@ def test_deleting_the_last_mapping_of_a_table_removes_its_trigger(
             with contextlib.suppress(ClientError):
                 lambda_client.delete_event_source_mapping(UUID=mapping)
         broker.close()
+
+
+def test_a_function_as_on_failure_destination_gets_the_record(
+    broker: Broker,
+    lambda_client: Any,
+    sqs: Any,
+    queue: Any,
+    create_function: CreateFunction,
+    mappings: list[str],
+) -> None:
+    """Lamina's extension: OnFailure may name a function, which is invoked asynchronously with the
+    on-failure record (AWS takes queues, topics and buckets for streams)."""
+    seen_url, _ = queue()
+    failure_url, _ = queue()
+    function = recorder(create_function, seen_url, mode="raise")
+    destination = create_function(
+        zip_bytes=function_zip("stream_shape"),
+        handler="stream_shape.handler",
+        Environment={"Variables": {"SEEN_QUEUE_URL": failure_url}},
+    )
+    start_mapping(
+        lambda_client,
+        broker,
+        function,
+        mappings,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": destination["FunctionArn"]}},
+    )
+    broker.produce(items(range(2), poison={0}))
+    failures = Seen(sqs, failure_url)
+    failures.until(lambda b: len(b) >= 1)
+    record = failures.batches[0]["event"]
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    info = record["KinesisBatchInfo" if broker.name == "redis" else "DDBStreamBatchInfo"]
+    assert info["streamArn"] == broker.arn
+    assert info["batchSize"] == 2

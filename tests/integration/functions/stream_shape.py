@@ -1,4 +1,4 @@
-"""Sends the event it receives, as is, to the Lamina queue SEEN_QUEUE_URL (stdlib only)."""
+"""Forwards the event it receives, whole, to the Lamina queue SEEN_QUEUE_URL (stdlib only)."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import urllib.request
 
 
 def handler(event, context):
-    body = json.dumps({"Records": event["Records"], "t": time.time_ns(), "failed": False, "ns": []})
+    body = json.dumps({"event": event, "t": time.time_ns(), "failed": False, "ns": []})
     request = urllib.request.Request(
         os.environ["AWS_ENDPOINT_URL"] + "/",
         data=json.dumps({"QueueUrl": os.environ["SEEN_QUEUE_URL"], "MessageBody": body}).encode(),
