@@ -50,8 +50,17 @@ def handler(event, context):
     started = time.time()
     lines = []
     for r in event.get("Records", []):
+        if "body" not in r:
+            continue
         body = json.loads(r["body"])
         lines.append(f"{body['id']} {body['sent']} {started}\\n")
+    for r in event.get("Records", []):
+        if "kinesis" in r:
+            body = json.loads(base64.b64decode(r["kinesis"]["data"]))
+            lines.append(f"{body['id']} {body['sent']} {started}\\n")
+        elif "dynamodb" in r:
+            image = r["dynamodb"]["NewImage"]
+            lines.append(f"{image['id']['S']} {image['sent']['N']} {started}\\n")
     for batch in (event.get("rmqMessagesByQueue") or {}).values():
         for m in batch:
             body = json.loads(base64.b64decode(m["data"]))
@@ -236,12 +245,121 @@ def bench_rabbitmq(endpoint: str, ledger: Path, data_dir: Path, args: argparse.N
         asyncio.run(_delete(queue))
 
 
+REDIS = "redis://127.0.0.1:6379/0"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def bench_redis(endpoint: str, ledger: Path, args: argparse.Namespace) -> None:
+    try:
+        import redis
+
+        r = redis.Redis.from_url(REDIS, socket_connect_timeout=2)
+        r.ping()
+    except Exception as exc:
+        print(f"redis skipped: Redis does not answer at {REDIS} ({exc})")
+        return
+    lam = client(endpoint, "lambda")
+    key = f"bench-{uuid.uuid4().hex[:8]}"
+    ids = [uuid.uuid4().hex for _ in range(args.messages)]
+    try:
+        pipe = r.pipeline(transaction=False)
+        for ident in ids:
+            pipe.xadd(key, {"data": body(ident)})
+        pipe.execute()
+        started = time.time()
+        mapping = lam.create_event_source_mapping(
+            FunctionName="sink",
+            EventSourceArn=f"arn:aws:redis:us-east-1:000000000000:stream/{key}",
+            SelfManagedEventSource={"Endpoints": {"REDIS_URL": [REDIS]}},
+            StartingPosition="TRIM_HORIZON",
+            BatchSize=args.stream_batch_size,
+        )
+        got = wait_for(ledger, set(ids), 600)
+        last = max(row[2] for row in got)
+        print(
+            f"redis backlog {len(ids)}: drained {len(ids) / (last - started):,.0f} records/s "
+            f"(batch {args.stream_batch_size}, one batch in flight)"
+        )
+        paced = []
+        for _ in range(200):
+            ident = uuid.uuid4().hex
+            r.xadd(key, {"data": body(ident)})
+            paced.append(ident)
+            time.sleep(0.02)
+        got = wait_for(ledger, set(paced), 120)
+        waits = [1000 * (s - t) for _, t, s in got]
+        print(
+            f"redis paced: add-to-start p50 {pct(waits, 0.5):.1f} ms, p99 {pct(waits, 0.99):.1f} ms"
+        )
+        lam.delete_event_source_mapping(UUID=mapping["UUID"])
+    finally:
+        r.delete(key)
+
+
+def bench_postgres(endpoint: str, ledger: Path, args: argparse.Namespace) -> None:
+    try:
+        import psycopg
+
+        conn = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        print(f"pg   skipped: PostgreSQL does not answer at {POSTGRES} ({exc})")
+        return
+    lam = client(endpoint, "lambda")
+    table = f"bench_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"CREATE TABLE {table} (id text PRIMARY KEY, sent double precision)")
+    try:
+        mapping = lam.create_event_source_mapping(
+            FunctionName="sink",
+            EventSourceArn=f"arn:aws:postgres:us-east-1:000000000000:table/{table}",
+            SelfManagedEventSource={"Endpoints": {"POSTGRES_URL": [POSTGRES]}},
+            StartingPosition="LATEST",
+            BatchSize=args.stream_batch_size,
+        )
+        deadline = time.monotonic() + 60
+        query = "SELECT 1 FROM lamina_cdc.consumers WHERE mapping_uuid = %s"
+        while time.monotonic() < deadline:
+            try:
+                if conn.execute(query, [mapping["UUID"]]).fetchone():
+                    break
+            except psycopg.Error:
+                pass
+            time.sleep(0.1)
+        ids = [uuid.uuid4().hex for _ in range(args.messages)]
+        started = time.time()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {table} (id, sent) VALUES (%s, %s)", [(i, started) for i in ids]
+            )
+        got = wait_for(ledger, set(ids), 600)
+        last = max(row[2] for row in got)
+        print(
+            f"pg   backlog {len(ids)} (one transaction): drained "
+            f"{len(ids) / (last - started):,.0f} changes/s (batch {args.stream_batch_size})"
+        )
+        paced = []
+        for _ in range(200):
+            ident = uuid.uuid4().hex
+            conn.execute(f"INSERT INTO {table} (id, sent) VALUES (%s, %s)", [ident, time.time()])
+            paced.append(ident)
+            time.sleep(0.02)
+        got = wait_for(ledger, set(paced), 120)
+        waits = [1000 * (s - t) for _, t, s in got]
+        print(
+            f"pg   paced: commit-to-start p50 {pct(waits, 0.5):.1f} ms, p99 {pct(waits, 0.99):.1f} ms"
+        )
+        lam.delete_event_source_mapping(UUID=mapping["UUID"])
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--rmq-batch-size", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=5)
+    parser.add_argument("--stream-batch-size", type=int, default=100)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
@@ -264,6 +382,8 @@ def main() -> None:
             lam.get_waiter("function_active_v2").wait(FunctionName="sink")
             bench_sqs(endpoint, ledger, args)
             bench_rabbitmq(endpoint, ledger, data_dir, args)
+            bench_redis(endpoint, ledger, args)
+            bench_postgres(endpoint, ledger, args)
             print(f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end)")
         finally:
             proc.terminate()

@@ -61,7 +61,9 @@ from lamina.runtime.runtimes import catalog
 from lamina.sandbox import choose as choose_sandbox
 from lamina.sources.base import SourceContext, SourceKinds
 from lamina.sources.mappings import Mappings
+from lamina.sources.postgres_changes import POSTGRES_CHANGES
 from lamina.sources.rabbitmq import parse_brokers, rabbitmq_kind
+from lamina.sources.redis_streams import REDIS_STREAMS
 from lamina.sources.secrets import FileSecrets
 from lamina.sources.sqs import sqs_kind
 from lamina.sources.store import SqlCheckpoints
@@ -232,6 +234,8 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     kinds = SourceKinds()
     kinds.register(sqs_kind())
     kinds.register(rabbitmq_kind(parse_brokers(settings.mq_brokers)))
+    kinds.register(REDIS_STREAMS)
+    kinds.register(POSTGRES_CHANGES)
     mappings = Mappings(
         db=db,
         kinds=kinds,
@@ -245,6 +249,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         registry=registry,
         dispatcher=dispatcher,
         queues=queues,
+        async_worker=async_worker,
     )
     router = Router()
     BucketsAPI(buckets).mount(router)

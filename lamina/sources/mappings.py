@@ -26,6 +26,7 @@ from lamina.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
+from lamina.invoke.async_worker import AsyncWorker
 from lamina.invoke.dispatcher import Dispatcher, InvokeResult
 from lamina.queues import NewMessage, Queues
 from lamina.sources.base import (
@@ -74,6 +75,7 @@ class Mappings:
         registry: Registry,
         dispatcher: Dispatcher,
         queues: Queues | None,
+        async_worker: AsyncWorker | None = None,  # for OnFailure destinations that are functions
     ) -> None:
         self.db = db
         self.store = MappingStore(db)
@@ -82,6 +84,7 @@ class Mappings:
         self.registry = registry
         self.dispatcher = dispatcher
         self.queues = queues
+        self.async_worker = async_worker
         self._entries: dict[str, MappingEntry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -302,6 +305,9 @@ class Mappings:
     async def _send_failure(
         self, mapping: MappingConfig, destination: str, record: dict[str, Any]
     ) -> None:
+        if destination.split(":")[2:3] == ["lambda"] and self.async_worker is not None:
+            await self._send_failure_to_function(mapping, destination, record)
+            return
         queue = self.queues.by_arn(destination) if self.queues is not None else None
         if queue is None or self.queues is None:
             log.warning(
@@ -312,6 +318,26 @@ class Mappings:
             )
             return
         await self.queues.send(queue, [NewMessage(json.dumps(record), {})])
+
+    async def _send_failure_to_function(
+        self, mapping: MappingConfig, destination: str, record: dict[str, Any]
+    ) -> None:
+        """A function as OnFailure destination (Lamina's extension: AWS takes queues, topics and
+        buckets for streams) is invoked asynchronously, durably, with the record as its event."""
+        assert self.async_worker is not None
+        try:
+            ref = parse_function_ref(destination)
+            cfg = self.registry.resolve(ref.region or mapping.region, ref, None)
+        except (ResourceNotFoundException, InvalidParameterValueException):
+            log.warning(
+                "event source mapping %s: OnFailure function %s does not exist; record dropped",
+                mapping.uuid,
+                destination,
+            )
+            return
+        await self.async_worker.submit(
+            cfg, ref.qualifier, json.dumps(record).encode(), request_id=str(uuidlib.uuid4())
+        )
 
     def _function_timeout_s(self, mapping: MappingConfig) -> int:
         try:
