@@ -142,8 +142,14 @@ class PostgresBroker:
         return len(rows)
 
     def close(self) -> None:
+        """Drop the table and what mappings of it left in lamina_cdc (a test may end before the
+        server settles a delete, or drive sources without mappings)."""
         with contextlib.suppress(Exception):
             self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+        source = f"public.{self.table}"
+        for table in ("consumers", "changes"):
+            with contextlib.suppress(Exception):
+                self.conn.execute(f"DELETE FROM lamina_cdc.{table} WHERE source = %s", [source])
 
 
 # -- a private redis-server -------------------------------------------------------------------
