@@ -183,13 +183,7 @@ class Mappings:
         )
         config = replace(config, **changes)
         config = await self._checked(kind, config)
-        for other in self._entries.values():
-            if _same_target(other.config, config):
-                raise ResourceConflictException(
-                    f"An event source mapping with {kind.describe(config)} and function "
-                    f'(" {_function_name(config.function_arn)} ") already exists. Please update '
-                    f"or delete the existing mapping with UUID {other.config.uuid}"
-                )
+        self._check_unique(kind, config)
         entry = MappingEntry(config, CREATING, USER_INITIATED, MappingStatus())
         await self.db.run(self.store.put, config, CREATING, USER_INITIATED)
         self._entries[config.uuid] = entry
@@ -207,6 +201,7 @@ class Mappings:
             changes["function_arn"] = self._function_arn(region, changes.pop("function_name"))
         config = replace(entry.config, **changes, last_modified=time.time())
         config = await self._checked(kind, config)
+        self._check_unique(kind, config)
         was = entry.config.enabled
         state = UPDATING
         if config.enabled != was:
@@ -225,6 +220,16 @@ class Mappings:
         shown = _snapshot(entry)
         self._later(entry)
         return shown
+
+    def _check_unique(self, kind: SourceKind, config: MappingConfig) -> None:
+        """One mapping per source and function (a 409 naming the one there is)."""
+        for other in self._entries.values():
+            if other.config.uuid != config.uuid and _same_target(other.config, config):
+                raise ResourceConflictException(
+                    f"An event source mapping with {kind.describe(config)} and function "
+                    f'(" {_function_name(config.function_arn)} ") already exists. Please update '
+                    f"or delete the existing mapping with UUID {other.config.uuid}"
+                )
 
     # -- transitions -----------------------------------------------------------------------------
 

@@ -12,18 +12,26 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import CreateFunction
+from tests.integration.conftest import (
+    PYTHON_RUNTIME,
+    ROLE,
+    CreateFunction,
+    client_for,
+    function_zip,
+)
 from tests.integration.event_sources import events_of, poll, wait_state
 from tests.integration.lamina_process import LaminaProcess
 
@@ -442,3 +450,43 @@ def _publish_when_up(queue: str) -> list[str]:
         return publish(queue, [f"after {i}" for i in range(50)])
     except Exception:
         return []
+
+
+@pytest.mark.slow
+def test_killing_lamina_mid_batch_loses_no_message(
+    broker: str, rabbit_queue: Callable[[], str], tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    server = LaminaProcess(tmp_path / "data", env={"LAMINA_SANDBOX": "process"})
+    server.start()
+    try:
+        (server.data_dir / "secrets").mkdir()
+        (server.data_dir / "secrets" / "rmq-guest").write_text(
+            json.dumps({"username": "guest", "password": "guest"})
+        )
+        lam = client_for(server.endpoint)
+        lam.create_function(
+            FunctionName="ledger",
+            Runtime=PYTHON_RUNTIME,
+            Role=ROLE,
+            Handler="ledger.handler",
+            Code={"ZipFile": function_zip("ledger")},
+            Environment={"Variables": {"LEDGER": str(ledger), "DELAY": "0.2"}},
+        )
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName="ledger", WaiterConfig={"Delay": 0.1}
+        )
+        queue = rabbit_queue()
+        sent = publish(queue, [f"m{i}" for i in range(60)])
+        lam.create_event_source_mapping(FunctionName="ledger", BatchSize=5, **self_managed(queue))
+
+        def seen() -> set[str]:
+            return set(ledger.read_text().split()) if ledger.exists() else set()
+
+        poll(lambda: len(seen()) >= 10, what="processing to be under way")
+        server.stop(signal.SIGKILL)  # batches in flight were not acked: the broker keeps them
+        server.start()
+        poll(lambda: seen() >= set(sent), 120, "every message after the restart")
+        poll(lambda: ready_count(queue) == 0, 30, "the queue to be empty")
+    finally:
+        server.stop()

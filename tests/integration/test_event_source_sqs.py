@@ -283,6 +283,11 @@ def test_validation_errors(
         lambda_client.update_event_source_mapping(UUID=first["UUID"], BatchSize=11)
     with pytest.raises(errors.InvalidParameterValueException, match="Unsupported"):
         lambda_client.update_event_source_mapping(UUID=first["UUID"], MaximumRetryAttempts=3)
+    # Pointing a second mapping of the queue at the first one's function is a conflict too.
+    other = batch_function(create_function)
+    second = mappings(EventSourceArn=arn, FunctionName=other["FunctionName"])
+    with pytest.raises(errors.ResourceConflictException, match=first["UUID"]):
+        lambda_client.update_event_source_mapping(UUID=second["UUID"], FunctionName=name)
 
 
 # -- processing ----------------------------------------------------------------------------------
@@ -710,3 +715,48 @@ def test_a_long_window_stretches_the_visibility_timeout(
     time.sleep(6)
     assert len(records_of(logs, fn["FunctionName"])) == 1
     assert queue_counts(sqs, url) == (0, 1)
+
+
+def test_killing_lamina_mid_batch_loses_no_message(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    server = LaminaProcess(tmp_path / "data", env={"LAMINA_SANDBOX": "process"})
+    server.start()
+    try:
+        lam = client_for(server.endpoint)
+        sqs = client_for(server.endpoint, "sqs")
+        lam.create_function(
+            FunctionName="ledger",
+            Runtime=PYTHON_RUNTIME,
+            Role=ROLE,
+            Handler="ledger.handler",
+            Code={"ZipFile": function_zip("ledger")},
+            Timeout=3,
+            Environment={"Variables": {"LEDGER": str(ledger), "DELAY": "0.2"}},
+        )
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName="ledger", WaiterConfig={"Delay": 0.1}
+        )
+        url = sqs.create_queue(QueueName="crash", Attributes={"VisibilityTimeout": "3"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sent = set()
+        for chunk in range(6):
+            reply = sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "MessageBody": f"{chunk}-{i}"} for i in range(10)],
+            )
+            sent |= {m["MessageId"] for m in reply["Successful"]}
+        lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="ledger", BatchSize=5)
+
+        def seen() -> set[str]:
+            return set(ledger.read_text().split()) if ledger.exists() else set()
+
+        poll(lambda: len(seen()) >= 10, what="processing to be under way")
+        server.stop(signal.SIGKILL)  # batches in flight stay invisible, then come back
+        server.start()
+        sqs = client_for(server.endpoint, "sqs")
+        poll(lambda: seen() >= sent, 120, "every message after the restart")
+        poll(lambda: queue_counts(sqs, url) == (0, 0), 60, "the queue to be empty")
+    finally:
+        server.stop()
