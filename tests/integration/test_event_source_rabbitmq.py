@@ -42,15 +42,21 @@ AUTH = [{"Type": "BASIC_AUTH", "URI": SECRET}, {"Type": "VIRTUAL_HOST", "URI": "
 
 
 def _broker_problem() -> str | None:
+    """Why the broker cannot be used, or None; a loaded machine gets three generous tries."""
+
     async def probe() -> None:
-        connection = await aio_pika.connect(GUEST_URL, timeout=5)
+        connection = await aio_pika.connect(GUEST_URL, timeout=20)
         await connection.close()
 
-    try:
-        asyncio.run(probe())
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+    problem = None
+    for attempt in range(3):
+        try:
+            asyncio.run(probe())
+            return None
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            time.sleep(1 + attempt)
+    return problem
 
 
 @pytest.fixture(scope="module")
