@@ -61,19 +61,42 @@ def list_functions(endpoint: str) -> None:
         )
 
 
-def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+def _parse_env(pairs: tuple[str, ...], hint: str = "--env") -> dict[str, str]:
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--env")
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=hint)
         env[key] = value
     return env
 
 
 @click.command()
-@click.argument("name")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("name", required=False)
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-t",
+    "--template",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Deploy an AWS SAM (or CloudFormation) template instead of one function.",
+)
+@click.option(
+    "--stack-name", help="With -t: names what the template creates [default: its folder]."
+)
+@click.option(
+    "--parameter-overrides",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With -t: a template parameter (repeatable).",
+)
+@click.option(
+    "--traffic-shift-scale",
+    type=click.FloatRange(0.0),
+    default=1.0,
+    show_default=True,
+    help="With -t: multiplies the waits of Canary/Linear deployment preferences (0: no waits).",
+)
 @click.option("--handler", default="app.handler", show_default=True)
 @click.option(
     "--runtime", default=f"python{sys.version_info[0]}.{sys.version_info[1]}", show_default=True
@@ -98,8 +121,12 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 @endpoint_option
 @api_errors
 def deploy(
-    name: str,
-    path: Path,
+    name: str | None,
+    path: Path | None,
+    template: Path | None,
+    stack_name: str | None,
+    overrides: tuple[str, ...],
+    traffic_shift_scale: float,
     handler: str,
     runtime: str,
     memory: int | None,
@@ -111,11 +138,25 @@ def deploy(
     alias: str | None,
     endpoint: str,
 ) -> None:
-    """Create or update function NAME from PATH (a folder or a zip).
+    """Create or update function NAME from PATH (a folder or a zip), or, with -t, everything an
+    AWS SAM template describes.
 
     With --publish or --alias the result is also published as a version (an unchanged
     function keeps its newest version), and --alias moves that alias to it.
     """
+    if template is not None:
+        from lamina.cli.sam.command import deploy_template
+
+        deploy_template(
+            template,
+            stack=stack_name,
+            overrides=_parse_env(overrides, "--parameter-overrides"),
+            endpoint=endpoint,
+            shift_scale=traffic_shift_scale,
+        )
+        return
+    if name is None or path is None:
+        raise click.UsageError("give NAME and PATH, or -t TEMPLATE")
     lam = client("lambda", endpoint)
     code = pack(path)
     config: dict[str, Any] = {"Handler": handler, "Runtime": runtime, "Role": role}
