@@ -55,6 +55,8 @@ class Settings:
     async_retry_base_s: float = field(
         default_factory=lambda: float(os.environ.get("LAMINA_ASYNC_RETRY_BASE", "60"))
     )
+    # Hot reloading (code read live from a host folder): on, off, or auto (on for loopback hosts).
+    hot_reload: str = field(default_factory=lambda: os.environ.get("LAMINA_HOT_RELOAD", "auto"))
     async_concurrency: int = field(
         default_factory=lambda: int(os.environ.get("LAMINA_ASYNC_CONCURRENCY", "32"))
     )

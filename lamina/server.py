@@ -40,6 +40,7 @@ from lamina.api.status import StatusAPI
 from lamina.api.url_gateway import UrlGateway
 from lamina.api.versions import VersionsAPI
 from lamina.config import Settings
+from lamina.control import hot_reload
 from lamina.control.code_store import CodeStore
 from lamina.control.function_urls import FunctionUrls
 from lamina.control.layers import Layers
@@ -176,6 +177,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         runtimes=registry.runtimes,
     )
     registry.layers = layers
+    registry.hot_reload = hot_reload.allowed(settings.hot_reload, settings.host)
     logs = LogStore(db)
     sandbox = choose_sandbox(
         settings.sandbox, settings.data_dir / "sandbox", hidden=[settings.data_dir]

@@ -11,9 +11,9 @@ from typing import Any
 
 from lamina.api.http import Request, Response, Router, empty, json_response
 from lamina.api.wire import function_configuration
-from lamina.control import listing, validation
+from lamina.control import hot_reload, listing, validation
 from lamina.control.code_store import CodeStore
-from lamina.control.model import FunctionConfig
+from lamina.control.model import CodeRef, FunctionConfig
 from lamina.control.names import NAME_RE, check_scope, merge_qualifier, parse_function_ref
 from lamina.control.registry import Registry
 from lamina.errors import (
@@ -143,6 +143,14 @@ class FunctionsAPI:
         router.add("DELETE", base + "/{name}", self.delete)
         router.add("GET", "/_lamina/code/{sha}.zip", self.download)
 
+    def _code_source(self, code: Any) -> bytes | CodeRef:
+        """A zip, or a hot-reloaded folder (LocalStack's `hot-reload` bucket convention)."""
+        if isinstance(code, dict) and code.get("S3Bucket") == hot_reload.BUCKET:
+            return hot_reload.local_code(
+                code.get("S3Key"), enabled=self.registry.hot_reload, data_dir=self.code.root.parent
+            )
+        return _zip_bytes(code)
+
     async def create(self, req: Request) -> Response:
         body = req.json()
         name = body.get("FunctionName")
@@ -169,7 +177,7 @@ class FunctionsAPI:
         tags = validation.tags(body.get("Tags"))
         if tags:
             fields.setdefault("extra", {})["Tags"] = tags
-        zip_bytes = _zip_bytes(body.get("Code"))
+        zip_bytes = self._code_source(body.get("Code"))
         publish = _flag(body, "Publish")
         cfg = await self.registry.create(req.region, fields, zip_bytes, publish=publish)
         return json_response(function_configuration(cfg), 201)
@@ -187,7 +195,11 @@ class FunctionsAPI:
             "Configuration": function_configuration(cfg, arn=named_arn),
             "Code": {
                 "RepositoryType": "S3",
-                "Location": f"http://{req.host}/_lamina/code/{cfg.code.sha256_hex}.zip",
+                "Location": (
+                    f"file://{cfg.code.local_path}"
+                    if cfg.code.local_path
+                    else f"http://{req.host}/_lamina/code/{cfg.code.sha256_hex}.zip"
+                ),
             },
         }
         if record.tags:
@@ -206,8 +218,8 @@ class FunctionsAPI:
         ref = parse_function_ref(req.params["name"], allow_qualifier=False)
         body = req.json()
         self.registry.record(req.region, ref)  # a missing function is a 404 whatever the zip
-        zip_bytes = _zip_bytes(
-            {k: v for k, v in body.items() if k in ("ZipFile", "S3Bucket", "ImageUri")}
+        zip_bytes = self._code_source(
+            {k: v for k, v in body.items() if k in ("ZipFile", "S3Bucket", "S3Key", "ImageUri")}
         )
         archs = validation.architectures(body["Architectures"]) if "Architectures" in body else None
         if _flag(body, "DryRun"):

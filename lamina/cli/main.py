@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from lamina.cli.buckets import buckets
+from lamina.cli.dev import dev
 from lamina.cli.doctor import doctor
 from lamina.cli.functions import delete, deploy, functions, invoke
 from lamina.cli.logs import logs
@@ -203,6 +204,7 @@ cli.add_command(doctor)
 cli.add_command(buckets)
 cli.add_command(schedules)
 cli.add_command(status)
+cli.add_command(dev)
 
 
 def main() -> None:

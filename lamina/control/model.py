@@ -42,6 +42,8 @@ class CodeRef:
     sha256_hex: str
     size: int
     unzipped_size: int
+    # Hot reloading: the code is this host folder, read live (control/hot_reload.py).
+    local_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

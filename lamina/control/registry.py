@@ -96,6 +96,7 @@ class Registry:
         self.listeners: list[RetireListener] = []
         self.alias_listeners: list[AliasListener] = []
         self.layers: Layers | None = None  # resolves `Layers` (wired by server.py)
+        self.hot_reload = False  # whether code may be a host folder (control/hot_reload.py)
         self._functions: dict[tuple[str, str], FunctionRecord] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -200,14 +201,19 @@ class Registry:
     # -- writes ----------------------------------------------------------------------------------
 
     async def create(
-        self, region: str, fields: dict[str, Any], zip_bytes: bytes, *, publish: bool = False
+        self,
+        region: str,
+        fields: dict[str, Any],
+        zip_bytes: bytes | CodeRef,
+        *,
+        publish: bool = False,
     ) -> FunctionConfig:
         """Create $LATEST (Pending); with `publish` also version 1, which is then returned."""
         name = fields["name"]
         if (region, name) in self._functions:
             raise ResourceConflictException(f"Function already exist: {name}")
         validation.runtime(fields["runtime"], self.runtimes)
-        code = await asyncio.to_thread(self.code.put, zip_bytes)
+        code = await self._store_code(zip_bytes)
         fields["layers"] = await self._attach_layers(region, fields.get("layers", ()), code)
         if (region, name) in self._functions:  # created meanwhile by a concurrent call
             raise ResourceConflictException(f"Function already exist: {name}")
@@ -230,7 +236,7 @@ class Registry:
         self,
         region: str,
         ref: FunctionRef,
-        zip_bytes: bytes,
+        zip_bytes: bytes | CodeRef,
         *,
         revision_id: str | None,
         architectures: tuple[str, ...] | None = None,
@@ -238,7 +244,7 @@ class Registry:
     ) -> FunctionConfig:
         """Replace $LATEST's code; with `publish` also publish it, and return that version."""
         record = self._updatable(region, ref, revision_id)
-        code = await asyncio.to_thread(self.code.put, zip_bytes)
+        code = await self._store_code(zip_bytes)
         record = self._updatable(region, ref, revision_id)
         check_unzipped_size(code, record.latest.layers)
         changes: dict[str, Any] = {"code": code}
@@ -450,6 +456,12 @@ class Registry:
         return self.account_concurrency - reserved
 
     # -- internals -------------------------------------------------------------------------------
+
+    async def _store_code(self, code: bytes | CodeRef) -> CodeRef:
+        """A zip goes to the code store; a hot-reloaded folder is used where it is."""
+        if isinstance(code, CodeRef):
+            return code
+        return await asyncio.to_thread(self.code.put, code)
 
     async def _attach_layers(
         self, region: str, arns: tuple[str, ...], code: CodeRef

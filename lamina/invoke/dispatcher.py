@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -18,9 +19,11 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from lamina.control import layers_tree
 from lamina.control.code_store import CodeStore
+from lamina.control.hot_reload import Watch
 from lamina.control.model import FunctionConfig, Target
 from lamina.control.names import FunctionRef
 from lamina.control.registry import Registry
@@ -82,6 +85,7 @@ class Dispatcher:
         self.admission = admission
         self.logs = logs
         self.api_endpoint = api_endpoint
+        self.hot_reload = Watch()
         self._specs: dict[tuple[str, str, str, str], EnvironmentSpec] = {}
 
     def resolve(self, region: str, ref: FunctionRef, qualifier: str | None) -> FunctionConfig:
@@ -128,6 +132,8 @@ class Dispatcher:
                 trace_id=trace_id or new_trace_id(),
                 client_context=client_context,
             )
+            if cfg.code.local_path is not None:
+                await self._reload_if_changed(cfg, cfg.code.local_path)
             outcome = await self.pool.invoke(self._spec(cfg), invocation)
         except HostMemoryLow as exc:
             raise TooManyRequestsException(
@@ -155,6 +161,12 @@ class Dispatcher:
         """What an environment of this configuration is started from (provisioning uses it)."""
         return self._spec(cfg)
 
+    async def _reload_if_changed(self, cfg: FunctionConfig, folder: str) -> None:
+        """Hot reloading: warm environments that started from older files are retired."""
+        group = (cfg.region, cfg.name, cfg.version)
+        if await asyncio.to_thread(self.hot_reload.changed, group, folder):
+            self.pool.retire(*group)
+
     def _spec(self, cfg: FunctionConfig) -> EnvironmentSpec:
         cache_key = (cfg.region, cfg.name, cfg.version, cfg.revision_id)
         spec = self._specs.get(cache_key)
@@ -167,7 +179,11 @@ class Dispatcher:
                 account_id=cfg.account_id,
                 runtime=cfg.runtime,
                 handler=cfg.handler,
-                task_root=self.code.tree_path(cfg.code.sha256_hex),
+                task_root=(
+                    Path(cfg.code.local_path)
+                    if cfg.code.local_path
+                    else self.code.tree_path(cfg.code.sha256_hex)
+                ),
                 opt_dir=layers_tree.opt_tree_path(self.code, [ref.code for ref in cfg.layers]),
                 memory_mb=cfg.memory_mb,
                 timeout_s=cfg.timeout_s,
