@@ -68,6 +68,7 @@ class Deployment:
     region: str
     account_id: str
     shift_scale: float = 1.0
+    endpoint: str = ""  # for Lamina's own REST routes (buckets)
     hot_reload: bool = False  # `lamina dev -t`: function code folders are read live
     echo: Callable[[str], None] = click.echo
     changed: dict[str, bool] = field(default_factory=dict)  # function logical id -> changed

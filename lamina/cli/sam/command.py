@@ -46,6 +46,7 @@ def deploy_template(
         account_id=account_id,
         shift_scale=shift_scale,
         hot_reload=hot_reload,
+        endpoint=endpoint,
     )
     deployment.set_parameters(overrides)
     deployment.run()

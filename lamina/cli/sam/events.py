@@ -245,13 +245,67 @@ def _queue(d: Deployment, logical: str, props: dict[str, Any], res: dict[str, An
 
 
 def _bucket(d: Deployment, logical: str, props: dict[str, Any], res: dict[str, Any]) -> None:
+    """A bucket is a host folder in Lamina (docs/triggers.md): `Metadata: {Lamina: {Path: DIR}}`
+    names it, else `.lamina/buckets/<name>` beside the template."""
+    import click
+
+    from lamina.cli.client import lamina_request
+
     name = props.get("BucketName") or d.physical_name(logical, 63).lower()
     d.resolver.refs[logical] = name
     d.resolver.attrs[(logical, "Arn")] = f"arn:aws:s3:::{name}"
-    notifications = (props.get("NotificationConfiguration") or {}).get("LambdaConfigurations")
-    if notifications:
-        raise NotServed("S3 object events")
-    d.echo(f"  ! {logical} (AWS::S3::Bucket): S3 buckets are not emulated by Lamina")
+    meta = (res.get("Metadata") or {}).get("Lamina") or {}
+    base = d.template.path.parent
+    folder = (base / str(meta.get("Path") or f".lamina/buckets/{name}")).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    base_path = f"/lamina/v1/buckets/{name}"
+    try:
+        before = lamina_request(d.endpoint, "GET", base_path)
+    except click.ClickException as exc:
+        if "UnknownOperation" in exc.message:
+            raise NotServed("object events (buckets)") from exc
+        before = None
+    lamina_request(d.endpoint, "PUT", base_path, {"Path": str(folder)})
+    configs = [
+        _lambda_configuration(c)
+        for c in (props.get("NotificationConfiguration") or {}).get("LambdaConfigurations") or []
+    ]
+    current = lamina_request(d.endpoint, "GET", base_path + "/notification") if before else None
+    wanted = {"LambdaFunctionConfigurations": configs}
+    if current is None or _comparable(current) != _comparable(wanted):
+        lamina_request(d.endpoint, "PUT", base_path + "/notification", wanted)
+        changed = True
+    else:
+        changed = False
+    sign = "+" if before is None else "~" if changed else "="
+    d.echo(f"  {sign} bucket {name} (folder {folder}), {len(configs)} notification(s)")
+
+
+def _lambda_configuration(cfn: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's LambdaConfiguration -> S3's LambdaFunctionConfiguration."""
+    out: dict[str, Any] = {"LambdaFunctionArn": cfn["Function"], "Events": [cfn["Event"]]}
+    rules = ((cfn.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+    if rules:
+        out["Filter"] = {
+            "Key": {
+                "FilterRules": [{"Name": r["Name"].lower(), "Value": r["Value"]} for r in rules]
+            }
+        }
+    return out
+
+
+def _comparable(config: dict[str, Any]) -> list[tuple[str, tuple[str, ...], str]]:
+    out = []
+    for c in config.get("LambdaFunctionConfigurations") or []:
+        rules = ((c.get("Filter") or {}).get("Key") or {}).get("FilterRules") or []
+        out.append(
+            (
+                c["LambdaFunctionArn"],
+                tuple(sorted(c.get("Events") or [])),
+                json.dumps(sorted((r["Name"].lower(), r["Value"]) for r in rules)),
+            )
+        )
+    return sorted(out)
 
 
 HANDLERS: dict[str, Handler] = {
