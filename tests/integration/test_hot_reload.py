@@ -146,3 +146,40 @@ def test_lamina_dev(lambda_client: Any, endpoint: str, folder: Path, name: str) 
     lamina("dev", name, str(folder), "--env", "MODE=dev")  # again: an update, still live
     write(folder / "app.py", APP.format(version="v3"))
     assert invoke_json(lambda_client, name)[1]["code"] == "v3"
+
+
+def test_lamina_dev_with_a_template(lambda_client: Any, endpoint: str, folder: Path) -> None:
+    """`lamina dev -t`: a SAM function's CodeUri folder is read live."""
+    root = folder.parent
+    fname = f"hot-sam-{uuid.uuid4().hex[:6]}"
+    (root / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n"
+        f"      FunctionName: {fname}\n"
+        "      CodeUri: src/\n"
+        "      Handler: app.handler\n"
+        f"      Runtime: {PYTHON_RUNTIME}\n"
+    )
+    env = {**os.environ, "LAMINA_ENDPOINT": endpoint}
+    cmd = [sys.executable, "-m", "lamina", "dev", "-t", str(root / "template.yaml")]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"+ function {fname} created" in proc.stdout
+        assert invoke_json(lambda_client, fname)[1]["code"] == "v1"
+        write(folder / "app.py", APP.format(version="v2"))
+        assert invoke_json(lambda_client, fname)[1]["code"] == "v2"
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert f"= function {fname} unchanged" in again.stdout, again.stdout + again.stderr
+        # a plain deploy packages the folder: a zip again, no longer live
+        cmd[3] = "deploy"
+        plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert f"~ function {fname}: code" in plain.stdout, plain.stdout + plain.stderr
+        write(folder / "app.py", APP.format(version="v3"))
+        assert invoke_json(lambda_client, fname)[1]["code"] == "v2"
+    finally:
+        with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
+            lambda_client.delete_function(FunctionName=fname)

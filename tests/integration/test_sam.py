@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ Outputs:
 """
 
 GREETER = """\
+import contextlib
 import os
 import shared
 
@@ -235,3 +237,73 @@ def test_template_errors_are_clear(endpoint: str, tmp_path: Path) -> None:
     )
     out = deploy(endpoint, tmp_path, "broken", ok=False)
     assert "invalid SAM template" in out or "Error" in out
+
+
+CANARY = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: {name}
+      CodeUri: fn/
+      Handler: app.handler
+      Runtime: {runtime}
+      AutoPublishAlias: live
+      DeploymentPreference:
+        Type: Canary10Percent30Minutes
+"""
+
+
+def test_canary_shift_sends_part_of_the_traffic_to_the_new_version(
+    lambda_client: Any, endpoint: str, tmp_path: Path
+) -> None:
+    """While the canary holds, the alias routes about 10% to the new version; a deploy that was
+    cut short in the middle is completed by the next one."""
+    name = f"canary-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "fn").mkdir()
+    code = "def handler(event, context):\n    return {{'code': '{v}'}}\n"
+    (tmp_path / "fn" / "app.py").write_text(code.format(v="old"))
+    (tmp_path / "template.yaml").write_text(CANARY.format(name=name, runtime=PYTHON_RUNTIME))
+    try:
+        deploy(endpoint, tmp_path, "canary")
+        (tmp_path / "fn" / "app.py").write_text(code.format(v="new"))
+        # 30 minutes x 0.05: the canary step holds 90 s, longer than the sampling below
+        cmd = [sys.executable, "-m", "lamina", "deploy", "-t", str(tmp_path / "template.yaml")]
+        cmd += ["--stack-name", "canary", "--traffic-shift-scale", "0.05"]
+        shifting = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "LAMINA_ENDPOINT": endpoint},
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                alias = lambda_client.get_alias(FunctionName=name, Name="live")
+                if alias.get("RoutingConfig", {}).get("AdditionalVersionWeights"):
+                    break
+                time.sleep(0.1)
+            assert alias["FunctionVersion"] == "1"
+            assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {"2": 0.1}
+            seen = {"old": 0, "new": 0}
+            for _ in range(80):
+                resp, body = invoke_json(lambda_client, name, Qualifier="live")
+                seen[body["code"]] += 1
+                version = resp["ResponseMetadata"]["HTTPHeaders"]["x-amz-executed-version"]
+                assert version == ("2" if body["code"] == "new" else "1")
+            assert seen["old"] > seen["new"] > 0, seen  # P(no new in 80) = 0.9^80 < 0.03%
+        finally:
+            shifting.kill()  # cut short in the middle of the shift
+            shifting.wait()
+        out = deploy(endpoint, tmp_path, "canary")  # the next deploy completes it
+        assert f"= version {name}:2 (nothing changed, none published)" in out
+        assert f"~ alias {name}:live: version 1 -> 2 (Canary10Percent30Minutes)" in out
+        assert "alias live: 10% to version 2, 90% to version 1 (holding 0 s)" in out
+        alias = lambda_client.get_alias(FunctionName=name, Name="live")
+        assert alias["FunctionVersion"] == "2"
+        assert not alias.get("RoutingConfig", {}).get("AdditionalVersionWeights")
+        assert invoke_json(lambda_client, name, Qualifier="live")[1] == {"code": "new"}
+    finally:
+        with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
+            lambda_client.delete_function(FunctionName=name)
