@@ -184,7 +184,8 @@ class Dispatcher:
                     if cfg.code.local_path
                     else self.code.tree_path(cfg.code.sha256_hex)
                 ),
-                opt_dir=layers_tree.opt_tree_path(self.code, [ref.code for ref in cfg.layers]),
+                # built when the layers were attached; again here only if it went missing
+                opt_dir=layers_tree.build_opt_tree(self.code, [ref.code for ref in cfg.layers]),
                 memory_mb=cfg.memory_mb,
                 timeout_s=cfg.timeout_s,
                 ephemeral_mb=cfg.ephemeral_mb,

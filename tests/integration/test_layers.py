@@ -10,6 +10,8 @@ import base64
 import hashlib
 import json
 import re
+import shutil
+import signal
 import sys
 import urllib.request
 import uuid
@@ -23,9 +25,11 @@ from tests.integration.conftest import (
     PYTHON_RUNTIME,
     ROLE,
     CreateFunction,
+    client_for,
     invoke_json,
     make_zip,
 )
+from tests.integration.lamina_process import LaminaProcess
 from tests.integration.test_custom_runtime import vendored_ric
 
 REGION = "us-east-1"
@@ -527,3 +531,48 @@ def test_aws_cli(
         aws_cli(
             "lambda", "delete-layer-version", "--layer-name", layer_name, "--version-number", "1"
         )
+
+
+def test_layers_survive_a_restart(tmp_path: Path) -> None:
+    """Versions, tombstones (numbers are not reused) and functions' layers are kept; a merged
+    /opt tree that went missing is built again when an environment needs it."""
+    server = LaminaProcess(tmp_path / "data")
+    server.start()
+    try:
+        client = client_for(server.endpoint)
+        for n in (1, 2):
+            client.publish_layer_version(
+                LayerName="kept",
+                Content={"ZipFile": make_zip({"python/kept.py": f"VALUE = {n}\n"})},
+                CompatibleRuntimes=[PYTHON_RUNTIME],
+            )
+        client.delete_layer_version(LayerName="kept", VersionNumber=2)
+        client.create_function(
+            FunctionName="uses-kept",
+            Runtime=PYTHON_RUNTIME,
+            Role=ROLE,
+            Handler="probe.handler",
+            Code={"ZipFile": probe_zip()},
+            Layers=[layer_arn("kept", 1)],
+        )
+        client.get_waiter("function_active_v2").wait(FunctionName="uses-kept")
+        assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        for tree in (tmp_path / "data" / "code" / "opt").iterdir():
+            shutil.rmtree(tree)  # lost: rebuilt on demand
+
+        server.start()
+        client = client_for(server.endpoint)
+        listed = client.list_layer_versions(LayerName="kept")["LayerVersions"]
+        assert [v["Version"] for v in listed] == [1]
+        assert listed[0]["CompatibleRuntimes"] == [PYTHON_RUNTIME]
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.get_layer_version(LayerName="kept", VersionNumber=2)
+        again = client.publish_layer_version(
+            LayerName="kept", Content={"ZipFile": make_zip({"python/kept.py": "VALUE = 3\n"})}
+        )
+        assert again["Version"] == 3
+        cfg = client.get_function_configuration(FunctionName="uses-kept")
+        assert [layer["Arn"] for layer in cfg["Layers"]] == [layer_arn("kept", 1)]
+        assert invoke_json(client, "uses-kept", {"import": ["kept"]})[1]["kept"] == 1
+    finally:
+        server.stop()
