@@ -61,10 +61,11 @@ class ConcurrencyAPI:
                     ),
                 },
                 "AccountUsage": {
-                    # Every version's package counts, as on AWS.
+                    # Every version's package counts, and every layer version's, as on AWS.
                     "TotalCodeSize": sum(
                         c.code.size for r in records for c in (r.latest, *r.versions.values())
-                    ),
+                    )
+                    + (self.registry.layers.code_size(req.region) if self.registry.layers else 0),
                     "FunctionCount": len(records),
                 },
             }

@@ -183,6 +183,16 @@ class Layers:
         ]
         return _page(live, marker, max_items)
 
+    def code_size(self, region: str) -> int:
+        """Bytes of the live layer versions' archives (GetAccountSettings' TotalCodeSize)."""
+        return sum(
+            v.code.size
+            for (r, _name), versions in self._layers.items()
+            if r == region
+            for v in versions.values()
+            if not v.deleted
+        )
+
     # -- what functions use ----------------------------------------------------------------------
 
     async def attach(self, region: str, arns: Sequence[str]) -> tuple[LayerRef, ...]:

@@ -556,6 +556,11 @@ def test_layers_survive_a_restart(tmp_path: Path) -> None:
             Layers=[layer_arn("kept", 1)],
         )
         client.get_waiter("function_active_v2").wait(FunctionName="uses-kept")
+        layer_size = client.get_layer_version(LayerName="kept", VersionNumber=1)["Content"][
+            "CodeSize"
+        ]
+        usage = client.get_account_settings()["AccountUsage"]
+        assert usage["TotalCodeSize"] == len(probe_zip()) + layer_size  # v2 was deleted
         assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
         for tree in (tmp_path / "data" / "code" / "opt").iterdir():
             shutil.rmtree(tree)  # lost: rebuilt on demand
