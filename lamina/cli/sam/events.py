@@ -104,7 +104,7 @@ def _event_source_mapping(
         raise
     if existing:
         current = existing[0]
-        diff = {k: v for k, v in settings.items() if current.get(k) != v}
+        diff = {k: v for k, v in settings.items() if _mapping_value(current, k) != v}
         if diff:
             d.lam.update_event_source_mapping(UUID=current["UUID"], **diff)
             d.echo(f"  ~ event source mapping {source} -> {function}: {', '.join(diff)}")
@@ -119,6 +119,12 @@ def _event_source_mapping(
         uuid = out["UUID"]
         d.echo(f"  + event source mapping {source} -> {function}")
     d.resolver.refs[logical] = uuid
+
+
+def _mapping_value(current: dict[str, Any], key: str) -> Any:
+    if key == "Enabled":  # the configuration says State, the request Enabled
+        return current.get("State") in ("Enabled", "Enabling", "Updating", "Creating")
+    return current.get(key)
 
 
 def _rule(d: Deployment, logical: str, props: dict[str, Any], res: dict[str, Any]) -> None:
