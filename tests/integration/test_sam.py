@@ -4,14 +4,17 @@ and deployed again, through the real CLI against the real server."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -69,6 +72,8 @@ Resources:
       Handler: app.handler
       MemorySize: {counter_memory}
       AutoPublishAlias: live
+      FunctionUrlConfig:
+        AuthType: NONE
 Outputs:
   GreeterArn:
     Value: !GetAtt Greeter.Arn
@@ -167,6 +172,14 @@ def test_deploy_change_redeploy(
         layer_arn = f"arn:aws:lambda:us-east-1:000000000000:layer:{stack}-shared:1"
         assert [layer["Arn"] for layer in cfg["Layers"]] == [layer_arn]
         assert lambda_client.get_function_configuration(FunctionName=counter)["MemorySize"] == 512
+        # FunctionUrlConfig: a URL for the alias, served by Lamina
+        url = lambda_client.get_function_url_config(FunctionName=counter, Qualifier="live")[
+            "FunctionUrl"
+        ]
+        assert f"+ function URL {url}" in out
+        url_id = str(urlparse(url).hostname).split(".")[0]
+        with urllib.request.urlopen(f"{endpoint}/lambda-url/{url_id}/", timeout=60) as r:
+            assert json.loads(r.read()) == {"counter": "layer one", "version": "1"}
         _, body = invoke_json(lambda_client, greeter, Qualifier="live")
         assert body == {
             "code": "v1",
@@ -182,6 +195,7 @@ def test_deploy_change_redeploy(
         assert f"= function {greeter} unchanged" in out
         assert f"= function {counter} unchanged" in out
         assert f"= alias {greeter}:live -> version 1 unchanged" in out
+        assert f"= function URL {url} unchanged" in out
         assert versions(lambda_client, greeter) == ["1"]
         assert versions(lambda_client, counter) == ["1"]
 
