@@ -675,7 +675,7 @@ def runtime_variables(
             "LAMBDA_RUNTIME_DIR": runtime_dir,
         }
     )
-    env.update(layer_variables(spec.runtime, opt, task_root, layered=spec.opt_dir is not None))
+    env.update(layer_variables(opt, layered=spec.opt_dir is not None))
     if execution_env:
         env["AWS_EXECUTION_ENV"] = execution_env
     if spec.log_format == "JSON":

@@ -581,3 +581,45 @@ def test_layers_survive_a_restart(tmp_path: Path) -> None:
         assert invoke_json(client, "uses-kept", {"import": ["kept"]})[1]["kept"] == 1
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node on this host")
+def test_node_modules_from_layers(
+    lambda_client: Any, publish: Publish, create_function: CreateFunction, layer_name: str
+) -> None:
+    """nodejsNN.x: require() finds nodejs/nodeNN/node_modules before nodejs/node_modules."""
+    import subprocess
+
+    major = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+    major = major.strip().lstrip("v").split(".")[0]
+    runtime = f"nodejs{major}.x"
+    if runtime not in lambda_client.meta.service_model.shape_for("Runtime").enum:
+        pytest.skip(f"{runtime} is not a Lambda runtime id")
+    layer = publish(
+        layer_name,
+        {
+            "nodejs/node_modules/greet/index.js": "module.exports = () => 'generic';\n",
+            "nodejs/node_modules/only/index.js": "module.exports = 'only generic';\n",
+            f"nodejs/node{major}/node_modules/greet/index.js": "module.exports = () => 'versioned';\n",
+        },
+    )
+    app = (
+        "exports.handler = async () => ({greet: require('greet')(), only: require('only'),"
+        " nodePath: process.env.NODE_PATH});\n"
+    )
+    try:
+        cfg = create_function(
+            zip_bytes=make_zip({"index.js": app}),
+            handler="index.handler",
+            runtime=runtime,
+            Layers=[layer["LayerVersionArn"]],
+        )
+    except lambda_client.exceptions.InvalidParameterValueException as exc:
+        pytest.skip(f"{runtime} does not run here: {exc}")
+    resp, out = invoke_json(lambda_client, cfg["FunctionName"])
+    assert "FunctionError" not in resp, out
+    assert out["greet"] == "versioned" and out["only"] == "only generic"
+    opt = out["nodePath"].split(":")[0].split("/nodejs/")[0]
+    assert out["nodePath"].startswith(
+        f"{opt}/nodejs/node{major}/node_modules:{opt}/nodejs/node_modules"
+    )

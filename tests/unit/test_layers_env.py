@@ -10,12 +10,11 @@ from lamina.sandbox import SandboxSpec
 from lamina.sandbox.linux import LinuxSandbox, _to_view
 
 
-def test_node_path_lists_the_versioned_folder_first() -> None:
-    got = layer_variables("nodejs20.x", "/opt", "/var/task", layered=True)
-    assert got["NODE_PATH"] == "/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/var/task"
-    assert got["_LAMINA_OPT_DIR"] == "/opt"
-    assert "NODE_PATH" not in layer_variables("python3.11", "/opt", "/var/task", layered=True)
-    assert layer_variables("python3.11", "/opt", "/var/task", layered=False) == {}
+def test_the_runtime_is_told_where_the_layers_are() -> None:
+    assert layer_variables("/data/code/opt/x", layered=True) == {
+        "_LAMINA_OPT_DIR": "/data/code/opt/x"
+    }
+    assert layer_variables("/opt", layered=False) == {}
 
 
 def test_the_merged_tree_is_seen_at_opt() -> None:
