@@ -66,6 +66,8 @@ def handler(event, context):
     for record in event.get("Records", []):
         if "s3" in record:
             print("object event for", record["s3"]["object"]["key"])
+        elif record.get("eventSource") == "aws:sqs":
+            print("queue message", record["body"])
     return "ok"
 """
 
@@ -113,9 +115,16 @@ def test_events_are_applied_or_reported(lambda_client: Any, endpoint: str, tmp_p
         # the HttpApi event cannot be honoured, and says so
         assert "Worker.Web (HttpApi): not supported: API Gateway is not emulated" in out
         # SQS: applied when the server serves event source mappings, else reported
-        assert "Worker.Queue (SQS): applied" in out or (
-            "Worker.Queue (SQS): not yet supported by this Lamina server" in out
-        )
+        # SQS -> an event source mapping on the template's queue, whose messages reach the function
+        assert "Worker.Queue (SQS): applied" in out
+        queue_arn = f"arn:aws:sqs:us-east-1:000000000000:{stack}-Jobs"
+        mappings = lambda_client.list_event_source_mappings(FunctionName=function)
+        assert [(m["EventSourceArn"], m["BatchSize"]) for m in mappings["EventSourceMappings"]] == [
+            (queue_arn, 5)
+        ]
+        sqs = client_for(endpoint, "sqs")
+        queue_url = sqs.get_queue_url(QueueName=f"{stack}-Jobs")["QueueUrl"]
+        sqs.send_message(QueueUrl=queue_url, MessageBody="job-42")
         # S3 -> a bucket for the folder, whose object events reach the function
         assert "Worker.Upload (S3): applied" in out
         (tmp_path / "inbox" / "skipped.txt").write_text("not a csv")
@@ -127,11 +136,13 @@ def test_events_are_applied_or_reported(lambda_client: Any, endpoint: str, tmp_p
             with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
                 found = logs.filter_log_events(logGroupName=f"/aws/lambda/{function}")
                 messages = [e["message"] for e in found["events"]]
-            if any("object event for data.csv" in m for m in messages):
+            sqs_seen = any("queue message job-42" in m for m in messages)
+            if sqs_seen and any("object event for data.csv" in m for m in messages):
                 break
             time.sleep(0.5)
         assert any("object event for data.csv" in m for m in messages), messages
         assert not any("skipped.txt" in m for m in messages)
+        assert any("queue message job-42" in m for m in messages), messages
 
         # deploying again changes nothing
         proc = subprocess.run(
@@ -153,7 +164,13 @@ def test_events_are_applied_or_reported(lambda_client: Any, endpoint: str, tmp_p
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"= bucket {stack}-inbox" in proc.stdout
         assert f"= function {function} unchanged" in proc.stdout
+        assert f"= event source mapping {queue_arn} -> {function} unchanged" in proc.stdout
     finally:
+        with contextlib.suppress(Exception):
+            for m in lambda_client.list_event_source_mappings(FunctionName=function)[
+                "EventSourceMappings"
+            ]:
+                lambda_client.delete_event_source_mapping(UUID=m["UUID"])
         for rule in events.list_rules(NamePrefix=stack)["Rules"]:
             ids = [t["Id"] for t in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]]
             if ids:
