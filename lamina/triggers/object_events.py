@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 TEMPORARY_SUFFIXES = ("~", ".tmp", ".part", ".partial", ".swp", ".crdownload")
 TICK_MS = 100  # how often pending paths are looked at when nothing happens
 RETRY_S = 2.0
+RETRY_MAX_S = 60.0
 READY_TIMEOUT_S = 10.0
 
 
@@ -199,6 +200,8 @@ class BucketWatcher:
         self.sequencer = 0
         self.pending: dict[str, tuple[Signature | str, float]] = {}
         self.ready = asyncio.Event()
+        self._silent = baseline
+        self._failures = 0
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -214,27 +217,44 @@ class BucketWatcher:
     async def _run(self) -> None:
         db = self.owner.buckets.db
         self.known, self.sequencer = await db.run(self._load)
-        silent = self.baseline
-        failures = 0
+        self._silent = self.baseline
         while not self._stop.is_set():
             try:
-                await self._watch(silent)
-                silent = False
+                await self._watch()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                if failures == 1:
+                # A folder that went away (or a watch limit reached): back off up to a minute,
+                # and say so at the first failure and then rarely.
+                self._failures += 1
+                if self._failures == 1 and isinstance(exc, FileNotFoundError):
+                    log.warning("bucket %s: %s; watching again when it is back", self.name, exc)
+                elif self._failures == 1:
                     log.exception("watching bucket %s (%s) failed; retrying", self.name, self.root)
-                else:
+                elif self._failures & (self._failures - 1) == 0:
                     log.warning(
-                        "watching bucket %s (%s) failed again: %s", self.name, self.root, exc
+                        "watching bucket %s (%s) still fails (%d times): %s",
+                        self.name,
+                        self.root,
+                        self._failures,
+                        exc,
                     )
+                delay_s = min(RETRY_S * 2 ** (self._failures - 1), RETRY_MAX_S)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), RETRY_S)
+                    await asyncio.wait_for(self._stop.wait(), delay_s)
 
-    async def _watch(self, silent: bool) -> None:
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = self.root.stat()
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    async def _watch(self) -> None:
         scanned = False
+        identity = self._identity()
+        if identity is None:
+            raise FileNotFoundError(f"the folder {self.root} does not exist")
         async for changes in awatch(
             self.root,
             watch_filter=None,
@@ -247,9 +267,15 @@ class BucketWatcher:
             if not scanned:
                 # The watch is live (this is its first turn): now compare the folder with what
                 # was last told, so that no change falls between the scan and the watch.
-                await self.reconcile([""], silent=silent)
+                await self.reconcile([""], silent=self._silent)
                 scanned = True
+                self._silent = False
+                self._failures = 0
                 self.ready.set()
+            if self._identity() != identity:
+                # The folder was removed (or replaced): inotify does not follow it, so start
+                # again on whatever is there now.
+                raise FileNotFoundError(f"the folder {self.root} was removed or replaced")
             now = time.monotonic()
             for _change, path in changes:
                 key = self._key(path)

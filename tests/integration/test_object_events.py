@@ -331,3 +331,37 @@ def test_bucket_api_errors(env: Env, tmp_path: Path) -> None:
     assert env.incoming.is_dir()
     status, body, _ = env.call("GET", BUCKETS)
     assert body == {"Buckets": []}
+
+
+def test_a_removed_and_recreated_folder_is_watched_again(env: Env) -> None:
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:csv-totals"
+    assert env.call("PUT", f"{BUCKETS}/incoming", {"Path": str(env.incoming)})[0] == 201
+    assert env.call("PUT", f"{BUCKETS}/results", {"Path": str(env.results)})[0] == 201
+    status, _, _ = env.call(
+        "PUT",
+        f"{BUCKETS}/incoming/notification",
+        {
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
+            ]
+        },
+    )
+    assert status == 200
+    (env.incoming / "first.csv").write_text(ORDERS)
+    wait_for(lambda: env.result("first.csv"), 60, "the first CSV's result")
+    for path in env.incoming.iterdir():
+        path.unlink()
+    env.incoming.rmdir()
+    time.sleep(0.5)
+    # While the folder itself is gone nothing is told (an unmounted disk is not a mass
+    # deletion); once it is back, it is compared with what was told and watched again.
+    env.incoming.mkdir()
+    (env.incoming / "second.csv").write_text(ORDERS)
+    result = wait_for(lambda: env.result("second.csv"), 60, "a CSV in the re-created folder")
+    assert result["totals"] == {"ada": 17, "bob": 5}
+    wait_for(lambda: env.result("first.csv") is None, 60, "the removal to be told")
+    assert [r["eventName"] for r in env.events_for("first.csv")] == [
+        "ObjectCreated:Put",
+        "ObjectRemoved:Delete",
+    ]
+    assert len(env.events_for("second.csv")) == 1
