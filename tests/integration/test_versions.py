@@ -3,6 +3,7 @@ deletes, Publish=true on create and code updates, ListFunctions with FunctionVer
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -12,6 +13,12 @@ from tests.integration.conftest import (
     CreateFunction,
     invoke_json,
     make_zip,
+)
+from tests.integration.test_layers import (  # noqa: F401  (fixtures)
+    Publish,
+    layer_name,
+    probe_zip,
+    publish,
 )
 from tests.integration.test_lifecycle import environment_pids, wait_until
 
@@ -239,6 +246,10 @@ def test_qualified_reads_and_invokes(lambda_client: Any, create_function: Create
     assert body["arn"] == arn(name)
     resp, body = run(lambda_client, name, Qualifier="$LATEST")
     assert body["arn"] == arn(name) + ":$LATEST"
+    # The log names the version that ran, in START and in the stream name.
+    resp, body = run(lambda_client, name, Qualifier="1", LogType="Tail")
+    assert f"Version: 1\n" in base64.b64decode(resp["LogResult"]).decode()
+    assert "[1]" in body["stream"]
 
     # The code of a version is its own: GetFunction's Location serves version 1's zip.
     v1 = lambda_client.get_function(FunctionName=name, Qualifier="1")
@@ -369,3 +380,27 @@ def test_reserved_concurrency_is_per_function(
             lambda_client.invoke(FunctionName=name, Qualifier=qualifier, Payload=b"{}")
     lambda_client.delete_function_concurrency(FunctionName=name)
     assert run(lambda_client, name, Qualifier="live")[0]["ExecutedVersion"] == "1"
+
+
+def test_a_version_keeps_its_layers(
+    lambda_client: Any,
+    create_function: CreateFunction,
+    publish: Publish,  # noqa: F811
+    layer_name: str,  # noqa: F811
+) -> None:
+    """A published version runs with the layers it was published with, whatever $LATEST does."""
+    one = publish(layer_name, {"python/which.py": "VALUE = 'one'\n"})
+    two = publish(layer_name, {"python/which.py": "VALUE = 'two'\n"})
+    cfg = create_function(
+        zip_bytes=probe_zip(), handler="probe.handler", Layers=[one["LayerVersionArn"]]
+    )
+    name = cfg["FunctionName"]
+    v1 = lambda_client.publish_version(FunctionName=name)
+    assert [layer["Arn"] for layer in v1["Layers"]] == [one["LayerVersionArn"]]
+    lambda_client.update_function_configuration(FunctionName=name, Layers=[two["LayerVersionArn"]])
+    settle(lambda_client, name)
+    assert invoke_json(lambda_client, name, {"import": ["which"]})[1]["which"] == "two"
+    resp, out = invoke_json(lambda_client, name, {"import": ["which"]}, Qualifier="1")
+    assert (resp["ExecutedVersion"], out["which"]) == ("1", "one")
+    # Changing the layers is a change: the next publish is a new version.
+    assert lambda_client.publish_version(FunctionName=name)["Version"] == "2"
