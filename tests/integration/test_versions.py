@@ -248,7 +248,7 @@ def test_qualified_reads_and_invokes(lambda_client: Any, create_function: Create
     assert body["arn"] == arn(name) + ":$LATEST"
     # The log names the version that ran, in START and in the stream name.
     resp, body = run(lambda_client, name, Qualifier="1", LogType="Tail")
-    assert f"Version: 1\n" in base64.b64decode(resp["LogResult"]).decode()
+    assert "Version: 1\n" in base64.b64decode(resp["LogResult"]).decode()
     assert "[1]" in body["stream"]
 
     # The code of a version is its own: GetFunction's Location serves version 1's zip.
