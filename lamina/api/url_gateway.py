@@ -9,6 +9,7 @@ The app hands a request here only when one of those shapes matched (see api/app.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -23,7 +24,7 @@ from lamina.api.function_urls import url_host
 from lamina.control.function_urls import Cors, FunctionUrlConfig, FunctionUrls
 from lamina.control.names import FunctionRef
 from lamina.errors import LambdaError
-from lamina.invoke.dispatcher import Dispatcher, new_trace_id
+from lamina.invoke.dispatcher import Dispatcher, InvokeResult, new_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 PATH_PREFIX = "/lambda-url/"
 MAX_EVENT_BYTES = 6 * 1024 * 1024  # the synchronous invoke limit applies to the event
 STREAM_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
+PRELUDE_END = b"\0" * 8
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _TEXT_TYPES = (
     "text/",
@@ -78,14 +80,34 @@ class UrlGateway:
             ):
                 await _send(send, 200, preflight_headers(cfg.cors, origin), b"", request_id)
                 return
-            body = await _read_body(receive, headers)
-            status, out_headers, out_body = await self._invoke(
-                cfg, scope, raw_path, body, request_id
-            )
+            cors = None  # None: no CORS configured; [] configured, nothing for this origin
             if cfg.cors is not None:
-                out_headers = [h for h in out_headers if not h[0].startswith("access-control-")]
-                if origin is not None:
-                    out_headers.extend(response_cors_headers(cfg.cors, origin))
+                cors = response_cors_headers(cfg.cors, origin) if origin is not None else []
+            body = await _read_body(receive, headers)
+            trace_id = new_trace_id()
+            event = build_event(cfg, scope, raw_path, body, request_id, trace_id)
+            payload = json.dumps(event, separators=(",", ":")).encode()
+            if len(payload) > MAX_EVENT_BYTES:
+                raise _Refused(
+                    413,
+                    "RequestTooLargeException",
+                    f"Request must be smaller than {MAX_EVENT_BYTES} bytes for the Invoke operation",
+                )
+            if cfg.streaming:
+                writer = _StreamWriter(send, request_id, cors)
+                status, out_headers, out_body = await self._stream(
+                    cfg, payload, trace_id, request_id, writer
+                )
+                if writer.started:
+                    await writer.end()
+                    return
+            else:
+                result = await self._invoke(cfg, payload, trace_id, request_id, None)
+                if result.function_error:
+                    status, out_headers, out_body = _internal_error()
+                else:
+                    status, out_headers, out_body = buffered_response(result.payload)
+            out_headers = with_cors(out_headers, cors)
         except _Refused as refused:
             status, out_body = refused.status, refused.body
             out_headers = [
@@ -111,35 +133,138 @@ class UrlGateway:
         return cfg, raw_path
 
     async def _invoke(
-        self, cfg: FunctionUrlConfig, scope: Scope, raw_path: str, body: bytes, request_id: str
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        trace_id = new_trace_id()
-        event = build_event(cfg, scope, raw_path, body, request_id, trace_id)
-        payload = json.dumps(event, separators=(",", ":")).encode()
-        if len(payload) > MAX_EVENT_BYTES:
-            raise _Refused(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {MAX_EVENT_BYTES} bytes for the Invoke operation",
-            )
+        self,
+        cfg: FunctionUrlConfig,
+        payload: bytes,
+        trace_id: str,
+        request_id: str,
+        stream: _Chunks | None,
+    ) -> InvokeResult:
         try:
             target = self.dispatcher.target(
                 cfg.region, FunctionRef(cfg.function_name, None, None, None), cfg.qualifier
             )
-            result = await self.dispatcher.invoke(
+            return await self.dispatcher.invoke(
                 target.config,
                 payload,
                 invoked_arn=target.invoked_arn,
                 trace_id=trace_id,
                 request_id=request_id,
+                stream=stream,
             )
         except LambdaError as error:
             raise _Refused(error.status, error.code, error.message) from error
+
+    async def _stream(
+        self,
+        cfg: FunctionUrlConfig,
+        payload: bytes,
+        trace_id: str,
+        request_id: str,
+        writer: _StreamWriter,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """RESPONSE_STREAM: chunks are passed on as the runtime posts them. Returns the answer
+        to send when nothing was streamed (a buffered response, an error before the stream)."""
+        chunks = _Chunks()
+        task = asyncio.ensure_future(self._invoke(cfg, payload, trace_id, request_id, chunks))
+        while True:
+            getter = asyncio.ensure_future(chunks.queue.get())
+            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await writer.write(getter.result(), chunks.content_type or "")
+        while not chunks.queue.empty():
+            await writer.write(chunks.queue.get_nowait(), chunks.content_type or "")
+        try:
+            result = task.result()
+        except _Refused:
+            if writer.started:
+                return 200, [], b""  # the answer is under way: it just ends
+            raise
+        if writer.started:
+            return 200, [], b""
         if result.function_error:
             return _internal_error()
-        if cfg.streaming:
-            return stream_response(result.payload, result.content_type)
-        return buffered_response(result.payload)
+        if chunks.content_type is not None:  # streamed, but no complete prelude or no chunk
+            return stream_response(writer.pending, chunks.content_type)
+        return stream_response(result.payload, result.content_type)
+
+
+class _Chunks:
+    """The runtime's streamed response, as the environment hands it over (a ResponseStream)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.content_type: str | None = None
+
+    def start(self, content_type: str) -> None:
+        self.content_type = content_type
+
+    def write(self, chunk: bytes) -> None:
+        self.queue.put_nowait(chunk)
+
+
+class _StreamWriter:
+    """Sends a streamed response to the client: the head once known, then each chunk."""
+
+    def __init__(self, send: Send, request_id: str, cors: list[tuple[str, str]] | None) -> None:
+        self.send = send
+        self.request_id = request_id
+        self.cors = cors
+        self.started = False
+        self.ended = False
+        self.pending = b""  # a prelude still waiting for its separator
+
+    async def write(self, chunk: bytes, content_type: str) -> None:
+        if self.ended:
+            return
+        if not self.started:
+            if content_type.split(";", 1)[0].strip() == STREAM_CONTENT_TYPE:
+                self.pending += chunk
+                if PRELUDE_END not in self.pending:
+                    return
+                parsed = split_prelude(self.pending)
+                self.pending = b""
+                if parsed is None:
+                    status, headers, body = _internal_error()
+                    await self._start(status, headers)
+                    await self.send({"type": "http.response.body", "body": body})
+                    self.ended = True
+                    return
+                status, headers, chunk = parsed
+            else:
+                status, headers = (
+                    200,
+                    [("content-type", content_type or "application/octet-stream")],
+                )
+            await self._start(status, headers)
+        if chunk:
+            await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            await self.send({"type": "http.response.body", "body": b""})
+
+    async def _start(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.started = True
+        raw = [(b"x-amzn-requestid", self.request_id.encode())]
+        raw.extend(
+            (name.encode("latin-1"), value.encode("latin-1", "replace"))
+            for name, value in with_cors(headers, self.cors)
+            if name not in ("content-length", "transfer-encoding", "connection")
+        )
+        await self.send({"type": "http.response.start", "status": status, "headers": raw})
+
+
+def with_cors(
+    headers: list[tuple[str, str]], cors: list[tuple[str, str]] | None
+) -> list[tuple[str, str]]:
+    """The configuration's CORS headers replace the function's (None: no CORS configured)."""
+    if cors is None:
+        return headers
+    return [h for h in headers if not h[0].startswith("access-control-")] + cors
 
 
 # -- request -> event ----------------------------------------------------------------------------
@@ -293,16 +418,23 @@ def stream_response(payload: bytes, content_type: str) -> tuple[int, list[tuple[
     """A RESPONSE_STREAM function's result: the raw stream, or a JSON prelude, 8 NULs and the body."""
     if content_type.split(";", 1)[0].strip() != STREAM_CONTENT_TYPE:
         return 200, [("content-type", content_type or "application/octet-stream")], payload
-    prelude, sep, body = payload.partition(b"\0" * 8)
+    return split_prelude(payload) or _internal_error()
+
+
+def split_prelude(data: bytes) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    """Status, headers and the rest of an http-integration-response; None when malformed."""
+    prelude, sep, body = data.partition(PRELUDE_END)
     if not sep:
-        return _internal_error()
+        return None
     try:
         meta = json.loads(prelude)
         if not isinstance(meta, dict):
-            raise TypeError("prelude")
-        status, headers, _ = http_shaped({"statusCode": meta.get("statusCode", 200), **meta})
+            return None
+        status, headers, _ = http_shaped(
+            {**meta, "statusCode": meta.get("statusCode", 200), "body": None}
+        )
     except (ValueError, TypeError):
-        return _internal_error()
+        return None
     return status, headers, body
 
 

@@ -35,7 +35,7 @@ from lamina.errors import (
 from lamina.invoke.admission import Admission
 from lamina.observe.logs import LogStore
 from lamina.runtime.pool import HostMemoryLow, Pool
-from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome
+from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome, ResponseStream
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class Dispatcher:
         client_context: str | None = None,
         trace_id: str | None = None,
         request_id: str | None = None,
+        stream: ResponseStream | None = None,
     ) -> InvokeResult:
         record = self.registry.record(cfg.region, FunctionRef(cfg.name, None, None, None))
         try:
@@ -131,6 +132,7 @@ class Dispatcher:
                 invoked_arn=invoked_arn,
                 trace_id=trace_id or new_trace_id(),
                 client_context=client_context,
+                stream=stream,
             )
             if cfg.code.local_path is not None:
                 await self._reload_if_changed(cfg, cfg.code.local_path)

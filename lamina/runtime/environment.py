@@ -8,6 +8,7 @@ exiting, or the deadline (then the whole tree is killed). One invocation at a ti
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as _dt
 import json
@@ -23,7 +24,13 @@ from typing import TYPE_CHECKING
 from lamina.runtime.layers_env import layer_variables
 from lamina.runtime.runtime_api import NextEvent, RuntimeAPIServer
 from lamina.runtime.runtimes import launch
-from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome, endpoint_inside
+from lamina.runtime.spec import (
+    EnvironmentSpec,
+    Invocation,
+    Outcome,
+    ResponseStream,
+    endpoint_inside,
+)
 from lamina.sandbox import Sandbox, SandboxedProcess, SandboxSpec
 
 if TYPE_CHECKING:
@@ -132,6 +139,7 @@ class Environment:
         self._queued: NextEvent | None = None  # an event ready before the runtime asked
         self._request_id: str | None = None
         self._result: asyncio.Future[Outcome] | None = None
+        self._stream: ResponseStream | None = None  # where a streamed response goes
         self._started_at = 0.0
         self._exit_code: int | None = None
         self._peak_mb = 0
@@ -302,6 +310,7 @@ class Environment:
         self._drain_output()
         init_lines, self._lines = self._lines, []
         self._request_id = inv.request_id
+        self._stream = inv.stream
         result = self._result = self._loop.create_future()
         started = time.perf_counter()
         if self._waiter is not None and not self._waiter.done():
@@ -344,6 +353,7 @@ class Environment:
             self._result = None
             self._request_id = None
             self._queued = None
+            self._stream = None
         if cold:
             outcome.init_duration_ms = self.init_duration_ms
         outcome.init_lines = init_lines
@@ -431,11 +441,33 @@ class Environment:
             self._park()
         return fut
 
+    def stream_started(
+        self, request_id: str, headers: Mapping[str, str]
+    ) -> Callable[[bytes], None] | None:
+        """A response in the streaming mode begins: its chunks go to the invocation's stream,
+        when it has one (otherwise they are collected like any response)."""
+        stream = self._stream
+        if stream is None or self._take_result(request_id) is None:
+            return None
+        stream.start(headers.get("content-type") or "application/octet-stream")
+        return stream.write
+
     def invocation_response(self, request_id: str, body: bytes, headers: Mapping[str, str]) -> int:
         result = self._take_result(request_id)
         if result is None:
             return 400
         self._drain_output()
+        if "lambda-runtime-function-error-type" in headers:  # a streamed response's trailers
+            payload, error_type = _stream_error(headers)
+            result.set_result(
+                Outcome(
+                    status="error",
+                    payload=payload,
+                    function_error="Unhandled",
+                    error_type=error_type,
+                )
+            )
+            return 202
         result.set_result(
             Outcome(
                 status="success",
@@ -697,3 +729,13 @@ def _error_document(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, str
         return body, str(error_type)
     error_type = header_type or "Runtime.Unknown"
     return _error_payload(error_type, body.decode("utf-8", "replace")), error_type
+
+
+def _stream_error(headers: Mapping[str, str]) -> tuple[bytes, str]:
+    """The error a runtime reported in a streamed response's trailers (the body is base64)."""
+    error_type = headers.get("lambda-runtime-function-error-type") or "Runtime.Unknown"
+    try:
+        body = base64.b64decode(headers.get("lambda-runtime-function-error-body", ""))
+    except ValueError:
+        body = b""
+    return _error_document(body, {"lambda-runtime-function-error-type": error_type})

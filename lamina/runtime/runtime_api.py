@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -19,6 +20,7 @@ import httptools
 log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # what the runtime may post (AWS: 6,291,556 bytes)
+MAX_STREAM_BYTES = 200 * 1024 * 1024  # a response in the streaming mode (AWS: 200 MB)
 
 _INVOCATION_RE = re.compile(rb"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
 
@@ -37,6 +39,9 @@ class RuntimeAPIHandler(Protocol):
     def invocation_error(self, request_id: str, body: bytes, headers: dict[str, str]) -> int: ...
     def init_error(self, body: bytes, headers: dict[str, str]) -> int: ...
     def response_too_large(self, request_id: str) -> None: ...
+    def stream_started(
+        self, request_id: str, headers: dict[str, str]
+    ) -> Callable[[bytes], None] | None: ...
 
 
 class RuntimeAPIServer:
@@ -87,6 +92,8 @@ class _RuntimeProtocol(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_size = 0
         self.pending: asyncio.Future[NextEvent] | None = None
+        # A response posted in the streaming mode goes to `sink` chunk by chunk, unbuffered.
+        self.sink: Callable[[bytes], None] | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -114,6 +121,7 @@ class _RuntimeProtocol(asyncio.Protocol):
         self.headers = {}
         self.body = []
         self.body_size = 0
+        self.sink = None
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -126,10 +134,19 @@ class _RuntimeProtocol(asyncio.Protocol):
         # a second for an answer if none comes.
         if self.headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.headers.get("lambda-runtime-function-response-mode", "").lower() == "streaming":
+            m = _INVOCATION_RE.match(self.url.split(b"?", 1)[0])
+            if m is not None and m.group(2) == b"response" and self.parser.get_method() == b"POST":
+                self.sink = self.server.handler.stream_started(
+                    m.group(1).decode("latin-1"), self.headers
+                )
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
-        if self.body_size <= MAX_RESPONSE_BYTES:
+        if self.sink is not None:
+            if self.body_size <= MAX_STREAM_BYTES:
+                self.sink(body)
+        elif self.body_size <= MAX_RESPONSE_BYTES:
             self.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -144,13 +161,14 @@ class _RuntimeProtocol(asyncio.Protocol):
             m = _INVOCATION_RE.match(path)
             if m is not None:
                 request_id = m.group(1).decode("latin-1")
-                if self.body_size > MAX_RESPONSE_BYTES:
+                limit = MAX_STREAM_BYTES if self.sink is not None else MAX_RESPONSE_BYTES
+                if self.body_size > limit:
                     handler.response_too_large(request_id)
                     self._send(
                         413,
                         _error_body(
                             "RequestEntityTooLarge",
-                            f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                            f"Exceeded maximum allowed payload size ({limit} bytes).",
                         ),
                     )
                     return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +37,13 @@ class EnvironmentSpec:
         return (self.region, self.function_name, self.version)
 
 
+class ResponseStream(Protocol):
+    """Where a response in the Runtime API's streaming mode goes as it arrives."""
+
+    def start(self, content_type: str) -> None: ...
+    def write(self, chunk: bytes) -> None: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Invocation:
     request_id: str
@@ -45,6 +53,9 @@ class Invocation:
     client_context: str | None = None  # raw JSON, already base64-decoded
     cognito_identity: str | None = None
     tenant_id: str | None = None
+    # Set by callers that can pass a streamed response on (function URLs in RESPONSE_STREAM
+    # mode): its chunks go there instead of into Outcome.payload.
+    stream: ResponseStream | None = None
 
 
 @dataclass(slots=True, kw_only=True)

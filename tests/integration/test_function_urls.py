@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -664,3 +666,106 @@ def test_invoke_with_response_stream(lambda_client: Any, create_function: Create
         )["StatusCode"]
         == 204
     )
+
+
+INCREMENTAL_BOOTSTRAP = r'''#!/usr/bin/env python3
+"""Streams one chunk, waits until the test has seen it (it says so over HTTP), then the rest."""
+import http.client
+import json
+import os
+import time
+import urllib.request
+
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+while True:
+    conn = http.client.HTTPConnection(host, int(port))
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    resp = conn.getresponse()
+    rid = resp.headers["Lambda-Runtime-Aws-Request-Id"]
+    event = json.loads(resp.read())
+    signal_url = "http://127.0.0.1:%s/go" % event["queryStringParameters"]["port"]
+    conn.putrequest("POST", f"/2018-06-01/runtime/invocation/{rid}/response")
+    conn.putheader("Lambda-Runtime-Function-Response-Mode", "streaming")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.putheader("Trailer", "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body")
+    conn.putheader("Content-Type", "application/vnd.awslambda.http-integration-response")
+    conn.endheaders()
+
+    def send(chunk):
+        conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+    send(json.dumps({"statusCode": 200, "headers": {"content-type": "text/plain"}}).encode())
+    send(b"\0" * 8 + b"first;")
+    deadline = time.time() + 50
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(signal_url, timeout=5).status == 200:
+                break
+        except OSError:
+            time.sleep(0.05)
+    send(b"second;")
+    if event["rawPath"] == "/fail-midway":
+        body = __import__("base64").b64encode(b'{"errorMessage": "midway", "errorType": "Midway"}')
+        conn.send(b"0\r\nLambda-Runtime-Function-Error-Type: Midway\r\n"
+                  b"Lambda-Runtime-Function-Error-Body: " + body + b"\r\n\r\n")
+    else:
+        send(b"done")
+        conn.send(b"0\r\n\r\n")
+    conn.getresponse().read()
+    conn.close()
+'''
+
+
+class _Signal:
+    """A tiny HTTP server the function polls: /go answers 200 once `go` is set."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        signal = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200 if signal.go.is_set() else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_response_stream_is_incremental(
+    lambda_client: Any, create_function: CreateFunction
+) -> None:
+    """The first chunk reaches the client while the function is still running: the function
+    sends the rest only after the test has received it, so a buffered stream would never end."""
+    code = make_zip({"bootstrap": INCREMENTAL_BOOTSTRAP}, executable=("bootstrap",))
+    name = create_function(zip_bytes=code, handler="stream", runtime="provided.al2023", Timeout=60)[
+        "FunctionName"
+    ]
+    url = lambda_client.create_function_url_config(
+        FunctionName=name, AuthType="NONE", InvokeMode="RESPONSE_STREAM"
+    )["FunctionUrl"]
+    for path, ending in (("/ok", b"second;done"), ("/fail-midway", b"second;")):
+        signal = _Signal()
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=90)
+        try:
+            conn.request("GET", f"{path}?port={signal.port}", headers={"Host": parts.netloc})
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.getheader("content-type") == "text/plain"
+            assert resp.getheader("transfer-encoding") == "chunked"
+            first = resp.read1(65536)
+            assert first == b"first;"
+            signal.go.set()
+            assert resp.read() == ending
+        finally:
+            conn.close()
+            signal.close()

@@ -198,3 +198,18 @@ def test_cors_validation() -> None:
         _cors({"AllowCredentials": "yes"})
     with pytest.raises(InvalidParameterValueException):
         _cors({"AllowMethods": ["BREW"]})
+
+
+def test_stream_error_trailers() -> None:
+    from lamina.runtime.environment import _stream_error
+
+    body = base64.b64encode(b'{"errorMessage": "midway", "errorType": "Midway"}').decode()
+    payload, error_type = _stream_error(
+        {
+            "lambda-runtime-function-error-type": "Midway",
+            "lambda-runtime-function-error-body": body,
+        }
+    )
+    assert error_type == "Midway" and json.loads(payload)["errorMessage"] == "midway"
+    payload, error_type = _stream_error({"lambda-runtime-function-error-type": "Only.Type"})
+    assert error_type == "Only.Type" and json.loads(payload)["errorType"] == "Only.Type"
