@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import select
 import signal
 import time
 import uuid
@@ -150,6 +151,20 @@ class Environment:
     @property
     def alive(self) -> bool:
         return self.state != "dead"
+
+    def exited_unheard(self) -> bool:
+        """Whether the runtime has exited though the loop has not yet run its exit callback.
+
+        An exit and a new invocation can become ready in the same loop turn; checking the exit
+        descriptor (one non-blocking select) keeps the pool from handing that invocation to a
+        dead runtime. The exit is handled now, so the environment is dead when this is true.
+        """
+        proc = self._proc
+        if proc is None or self._exited.done():
+            return False
+        if select.select([proc.exit_fd()], [], [], 0)[0]:
+            self._on_exit()
+        return not self.alive
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -414,7 +414,7 @@ class Pool:
         idle = self._idle.get(key)
         while idle:
             env = idle.pop()
-            if env.alive and not env.retired:
+            if env.alive and not env.retired and not env.exited_unheard():
                 return env
             self._drop(env)
         return None
