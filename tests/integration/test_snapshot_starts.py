@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.integration.conftest import CreateFunction, client_for, function_zip, invoke_json
+
+REAPER = "lamina/runtime/bootstrap/python/lib/_lamina_reaper"
 
 
 def status(endpoint: str, name: str) -> dict[str, Any]:
@@ -150,3 +153,32 @@ def test_busy_forked_environment_survives_its_templates_retirement(
         resp, body = slow.result()
     # ...but the busy one (inside the template's PID namespace) finishes its invocation.
     assert "FunctionError" not in resp and body["token"], (resp, body)
+
+
+def test_forked_environments_first_process_is_small_and_reaps_orphans(
+    lambda_client: Any, endpoint: str, create_function: CreateFunction
+) -> None:
+    cfg = create_function(
+        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler"
+    )
+    name = cfg["FunctionName"]
+    invoke_json(lambda_client, name, {})
+    post = urllib.request.Request(f"{endpoint}/lamina/drain?FunctionName={name}", method="POST")
+    urllib.request.urlopen(post).close()
+    forks = status(endpoint, name)["Functions"][0]["snapshot_starts"]
+    resp, body = invoke_json(lambda_client, name, {"orphan": True}, LogType="Tail")
+    assert "FunctionError" not in resp, body
+    assert status(endpoint, name)["Functions"][0]["snapshot_starts"] == forks + 1
+    assert "Init Duration" in base64.b64decode(resp["LogResult"]).decode()
+    if sandbox_name(endpoint, name) == "process":
+        return
+    # The orphaned grandchild was reaped by the environment's pid 1, which is the small C
+    # reaper where scripts/build-reaper could build it (the Python keeper otherwise).
+    assert body["zombies"] == [] and body["proc"] == [1, 2], body
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    if os.access(os.path.join(root, REAPER), os.X_OK):
+        assert body["init"] == "_lamina_reaper", body
+    # It reports how the runtime ended: a crash is reported as for a plain start.
+    resp, body = invoke_json(lambda_client, name, {"exit": 3})
+    assert resp["FunctionError"] == "Unhandled", body
+    assert "Runtime exited with error: exit status 3" in body["errorMessage"], body

@@ -32,6 +32,15 @@ def handler(event, context):
     with open(mark, "w") as f:
         f.write("x")
     time.sleep(event.get("sleep", 0))
+    if "exit" in event:
+        os._exit(event["exit"])
+    if event.get("orphan"):  # a grandchild that outlives its parent: pid 1 must reap it
+        if os.fork() == 0:
+            if os.fork() == 0:
+                time.sleep(0.05)
+            os._exit(0)
+        os.waitpid(-1, 0)
+        time.sleep(0.3)
     return {
         "token": INIT_TOKEN,
         "pid": os.getpid(),
@@ -46,7 +55,26 @@ def handler(event, context):
         "no_new_privs": _status("NoNewPrivs"),
         "seccomp": _status("Seccomp"),
         "cap_eff": _status("CapEff"),
+        "zombies": _zombies(),
+        "init": _read("/proc/1/comm"),
     }
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _zombies():
+    out = []
+    for p in os.listdir("/proc"):
+        stat = _read(f"/proc/{p}/stat") if p.isdigit() else None
+        if stat and stat.rsplit(")", 1)[1].split()[0] == "Z":
+            out.append(int(p))
+    return out
 
 
 def _status(field):

@@ -16,6 +16,7 @@ Standard library only; imported by bootstrap.py only in template mode. Hooks: sn
 """
 
 import array
+import contextlib
 import ctypes
 import gc
 import json
@@ -36,6 +37,7 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 PR_SET_CHILD_SUBREAPER = 36
 MS_BIND = 4096
+_REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lamina_reaper")
 _TEMPLATE_VARS = ("_LAMINA_TEMPLATE_FD", "_LAMINA_SECCOMP", "_LAMINA_ISOLATE", "_LAMINA_TMP_KEEP")
 
 
@@ -259,9 +261,17 @@ def _isolate(env_id, *, userns):
 def _keep(chan, runtime):
     """The environment's first process (pid 1 of its PID namespace, where it has one, so the
     runtime is pid 2: a pid 1 cannot kill itself): reaps whatever ends up below it, and when the
-    runtime ends tells the server how, then exits (which ends the namespace)."""
+    runtime ends tells the server how, then exits (which ends the namespace).
+
+    It becomes the small C reaper (_lamina_reaper.c, built where a C compiler exists), which does
+    the same in about 0.1 MB instead of this interpreter's copy-on-write pages (about 1.7 MB PSS
+    per environment); without it, or if the exec fails, this loop does the job."""
     os.closerange(3, chan.fileno())
     os.closerange(chan.fileno() + 1, 1024)
+    if os.access(_REAPER, os.X_OK):
+        os.set_inheritable(chan.fileno(), True)
+        with contextlib.suppress(OSError):  # then this loop does the job
+            os.execv(_REAPER, [_REAPER, str(chan.fileno()), str(runtime)])
     while True:
         try:
             pid, status = os.waitpid(-1, 0)
