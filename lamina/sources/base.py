@@ -19,7 +19,8 @@ A failed batch is retried *in memory* (never refetched) until it succeeds, Maxim
 or MaximumRecordAgeInSeconds run out; with BisectBatchOnFunctionError it is split in halves
 first; with ReportBatchItemFailures the records before the first failed id are acknowledged and
 the retry starts at it. Records given up are sent as a pointer record to the OnFailure
-destination (`source.failure_info`) and acknowledged. `acknowledge` is the checkpoint: an ordered
+destination (`source.failure_info`) and acknowledged only once that record was delivered: while
+the destination cannot take it, the shard waits (the send is retried with backoff). `acknowledge` is the checkpoint: an ordered
 source must persist "everything up to and including the last of these records is done" (the
 `Checkpoints` store is there for that) so that after a restart it resumes after it: at least once.
 `release` on an ordered source means "rewind": the next fetch starts again after the checkpoint.
@@ -157,6 +158,16 @@ class SourceUnavailable(Exception):
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+
+
+class DestinationUnavailable(Exception):
+    """An OnFailure record could not be delivered (the destination queue or function does not
+    exist, or refused it). The batch is not skipped: the poller keeps it and tries again.
+    `reason` is shown in LastProcessingResult."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Source(Protocol):

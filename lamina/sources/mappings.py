@@ -29,6 +29,7 @@ from lamina.errors import (
 from lamina.invoke.async_worker import AsyncWorker
 from lamina.invoke.dispatcher import Dispatcher, InvokeResult
 from lamina.queues import NewMessage, Queues
+from lamina.queues.errors import QueueError
 from lamina.sources.base import (
     CREATING,
     DELETING,
@@ -39,6 +40,7 @@ from lamina.sources.base import (
     UPDATING,
     USER_INITIATED,
     CreateRequest,
+    DestinationUnavailable,
     MappingConfig,
     SourceContext,
     SourceKind,
@@ -310,19 +312,25 @@ class Mappings:
     async def _send_failure(
         self, mapping: MappingConfig, destination: str, record: dict[str, Any]
     ) -> None:
-        if destination.split(":")[2:3] == ["lambda"] and self.async_worker is not None:
+        """Deliver an on-failure record, or raise DestinationUnavailable (the poller keeps the
+        batch and tries again later)."""
+        service = destination.split(":")[2:3]
+        if service == ["lambda"]:
+            if self.async_worker is None:
+                raise DestinationUnavailable("function destinations are not served here")
             await self._send_failure_to_function(mapping, destination, record)
             return
-        queue = self.queues.by_arn(destination) if self.queues is not None else None
-        if queue is None or self.queues is None:
-            log.warning(
-                "event source mapping %s: OnFailure destination %s is not one of Lamina's "
-                "queues; the record is dropped",
-                mapping.uuid,
-                destination,
+        if service != ["sqs"] or self.queues is None:
+            raise DestinationUnavailable(
+                "Lamina delivers on-failure records to its queues (sqs) and functions only"
             )
-            return
-        await self.queues.send(queue, [NewMessage(json.dumps(record), {})])
+        queue = self.queues.by_arn(destination)
+        if queue is None:
+            raise DestinationUnavailable("The specified queue does not exist.")
+        try:
+            await self.queues.send(queue, [NewMessage(json.dumps(record), {})])
+        except QueueError as exc:  # deleted meanwhile, or the record is too large for it
+            raise DestinationUnavailable(exc.message) from exc
 
     async def _send_failure_to_function(
         self, mapping: MappingConfig, destination: str, record: dict[str, Any]
@@ -333,13 +341,8 @@ class Mappings:
         try:
             ref = parse_function_ref(destination)
             cfg = self.registry.resolve(ref.region or mapping.region, ref, None)
-        except (ResourceNotFoundException, InvalidParameterValueException):
-            log.warning(
-                "event source mapping %s: OnFailure function %s does not exist; record dropped",
-                mapping.uuid,
-                destination,
-            )
-            return
+        except (ResourceNotFoundException, InvalidParameterValueException) as exc:
+            raise DestinationUnavailable(exc.message) from exc
         await self.async_worker.submit(
             cfg, ref.qualifier, json.dumps(record).encode(), request_id=str(uuidlib.uuid4())
         )

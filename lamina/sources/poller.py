@@ -9,7 +9,10 @@ See base.py for the two ways a source is driven (queues, ordered streams). Here:
 - a function error makes that worker wait ERROR_BASE_S doubling to ERROR_MAX_S before its next
   fetch (Lambda scales a failing mapping down); a success resets it;
 - a source failure (SourceUnavailable, or any exception of a source) closes every source of the
-  mapping and opens them again after SOURCE_BASE_S doubling to SOURCE_MAX_S.
+  mapping and opens them again after SOURCE_BASE_S doubling to SOURCE_MAX_S;
+- an ordered batch given up is checkpointed only after its OnFailure record was delivered; until
+  then the send is retried every DESTINATION_BASE_S doubling to DESTINATION_MAX_S and the shard
+  waits (records are never skipped because the destination is missing).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from lamina.sources.base import (
     MAX_PAYLOAD_BYTES,
     NO_RECORDS,
     PROCESSING_OK,
+    DestinationUnavailable,
     MappingConfig,
     Record,
     Source,
@@ -59,6 +63,8 @@ SOURCE_BASE_S = 1.0
 SOURCE_MAX_S = 60.0
 RETRY_BASE_S = 0.5  # ordered batches: the wait before a retry, doubling
 RETRY_MAX_S = 30.0
+DESTINATION_BASE_S = 1.0  # ordered batches given up: the wait before sending the record again
+DESTINATION_MAX_S = 30.0
 NOT_READY_S = 1.0
 
 # (mapping, payload) -> the function's result; raises the dispatcher's errors.
@@ -109,6 +115,10 @@ class _NotReady(Exception):
     """The function cannot be invoked now; the batch is given back."""
 
 
+class _Stopping(Exception):
+    """The poller is stopping while a batch waits; the batch is given back unsettled."""
+
+
 class Poller:
     def __init__(
         self,
@@ -133,6 +143,7 @@ class Poller:
         self._sources: list[Source] = []
         self._source_failures = 0
         self._draining = False
+        self._stopping = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._busy: set[asyncio.Task[None] | None] = set()  # workers in the middle of a batch
 
@@ -147,6 +158,7 @@ class Poller:
         """Stop fetching and invoking. With `grace_s`, batches being processed may finish first
         (idle workers stop at once); what is still running after it is cancelled. Records not
         settled come back by the source's rules."""
+        self._stopping.set()
         if self._task is not None and grace_s > 0:
             self._draining = True
             for worker in self._workers:
@@ -340,6 +352,9 @@ class Poller:
                     await source.release(records)
                     await asyncio.sleep(NOT_READY_S)
                     continue
+                except _Stopping:
+                    await source.release(records)
+                    return
                 await source.acknowledge(records)
             finally:
                 self._busy.discard(me)
@@ -416,9 +431,50 @@ class Poller:
             "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
             **source.failure_info(records),
         }
-        try:
-            await self.send_failure(self.config, destination, record)
-        except Exception:
-            log.exception(
-                "event source mapping %s could not send to %s", self.config.uuid, destination
+        await self._deliver(destination, record)
+
+    async def _deliver(self, destination: str, record: dict[str, Any]) -> None:
+        """Send an on-failure record, as often as it takes: the batch is checkpointed only after
+        it arrived, so a missing destination holds the shard rather than losing the records."""
+        before = self.status.last_result
+        tries = 0
+        while True:
+            try:
+                await self.send_failure(self.config, destination, record)
+            except asyncio.CancelledError:
+                raise
+            except DestinationUnavailable as exc:
+                reason = exc.reason
+            except Exception as exc:
+                log.exception(
+                    "event source mapping %s could not send to %s", self.config.uuid, destination
+                )
+                reason = f"Internal error: {type(exc).__name__}"
+            else:
+                if tries:
+                    log.info(
+                        "event source mapping %s: on-failure record delivered to %s after %d "
+                        "failed tries",
+                        self.config.uuid,
+                        destination,
+                        tries,
+                    )
+                    self.report(before)
+                return
+            tries += 1
+            self.report(
+                problem(
+                    f"The on-failure record could not be sent to {destination}: {reason}. "
+                    "The batch is kept and the send retried."
+                )
             )
+            await self._pause(backoff_s(DESTINATION_BASE_S, DESTINATION_MAX_S, tries))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, unless the poller is stopping (then raise _Stopping at once)."""
+        if self._stopping.is_set():
+            raise _Stopping
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        if self._stopping.is_set():
+            raise _Stopping

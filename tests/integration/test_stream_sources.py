@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -427,3 +428,60 @@ def test_a_function_as_on_failure_destination_gets_the_record(
     info = record["KinesisBatchInfo" if broker.name == "redis" else "DDBStreamBatchInfo"]
     assert info["streamArn"] == broker.arn
     assert info["batchSize"] == 2
+
+
+def test_a_missing_on_failure_queue_holds_the_shard_until_it_exists(
+    broker: Broker,
+    lambda_client: Any,
+    sqs: Any,
+    queue: Any,
+    create_function: CreateFunction,
+    mappings: list[str],
+) -> None:
+    """A batch given up is checkpointed only once its on-failure record was delivered: while the
+    destination queue does not exist the shard waits (the records after it are not processed) and
+    the mapping says why; once the queue is created the record arrives and the stream moves on."""
+    seen_url, _ = queue()
+    name = f"streams-late-{uuid.uuid4().hex[:10]}"
+    failure_arn = f"arn:aws:sqs:us-east-1:000000000000:{name}"
+    function = recorder(create_function, seen_url, mode="raise")
+    mapping = start_mapping(
+        lambda_client,
+        broker,
+        function,
+        mappings,
+        BatchSize=2,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": failure_arn}},
+    )
+    broker.produce(items(range(2), poison={0}))
+
+    def result() -> str:
+        got = lambda_client.get_event_source_mapping(UUID=mapping["UUID"])
+        return str(got["LastProcessingResult"])
+
+    wait_for(lambda: "could not be sent" in result(), 60, "the mapping to report the destination")
+    assert failure_arn in result()
+    broker.produce(items(range(2, 4)))
+    seen = Seen(sqs, seen_url)
+    time.sleep(3)  # several send attempts (1 s, 2 s): the shard must not move on meanwhile
+    seen.drain()
+    assert seen.processed() == [], "records after the batch were processed before it was settled"
+    assert [b["ns"] for b in seen.batches] == [[0, 1]], "the batch given up was invoked again"
+    assert "could not be sent" in result()
+
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    try:
+        failures = Seen(sqs, url)
+        failures.until(lambda b: len(b) >= 1, 60)
+        info = failures.batches[0][
+            "KinesisBatchInfo" if broker.name == "redis" else "DDBStreamBatchInfo"
+        ]
+        assert info["batchSize"] == 2
+        assert info["startSequenceNumber"] == seen.batches[0]["seqs"][0]
+        seen.until(lambda b: 3 in [n for x in b if not x["failed"] for n in x["ns"]], 60)
+        assert seen.processed() == [2, 3]
+        assert len(failures.drain()) == 1, "the record was sent once"
+    finally:
+        with contextlib.suppress(ClientError):
+            sqs.delete_queue(QueueUrl=url)

@@ -19,6 +19,7 @@ from lamina.invoke.dispatcher import InvokeResult
 from lamina.runtime.spec import Outcome
 from lamina.sources import poller as poller_module
 from lamina.sources.base import (
+    DestinationUnavailable,
     MappingConfig,
     Record,
     Source,
@@ -41,7 +42,14 @@ def sync(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("THROTTLE_BASE_S", "ERROR_BASE_S", "SOURCE_BASE_S", "RETRY_BASE_S", "NOT_READY_S"):
+    for name in (
+        "THROTTLE_BASE_S",
+        "ERROR_BASE_S",
+        "SOURCE_BASE_S",
+        "RETRY_BASE_S",
+        "NOT_READY_S",
+        "DESTINATION_BASE_S",
+    ):
         monkeypatch.setattr(poller_module, name, 0.001)
 
 
@@ -124,6 +132,8 @@ async def run(
     ordered: bool,
     until: Callable[[], bool],
     sent: list[dict[str, Any]] | None = None,
+    destination_ok: Callable[[], bool] = lambda: True,
+    status: MappingStatus | None = None,
     **changes: Any,
 ) -> MappingStatus:
     async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
@@ -140,10 +150,12 @@ async def run(
     )
 
     async def send_failure(_m: MappingConfig, _arn: str, record: dict[str, Any]) -> None:
+        if not destination_ok():
+            raise DestinationUnavailable("The specified queue does not exist.")
         if sent is not None:
             sent.append(record)
 
-    status = MappingStatus()
+    status = status if status is not None else MappingStatus()
     poller = Poller(
         mapping(**changes),
         kind,
@@ -196,6 +208,63 @@ async def test_ordered_retries_then_gives_up_to_on_failure() -> None:
     assert record["requestContext"]["approximateInvokeCount"] == 3
     assert record["responseContext"]["functionError"] == "Unhandled"
     assert record["BatchInfo"] == {"first": "0", "last": "1"}
+
+
+@sync
+async def test_a_batch_given_up_is_not_checkpointed_until_its_record_is_delivered() -> None:
+    """The destination is missing: the shard waits (no checkpoint, nothing after the batch is
+    invoked) and the mapping says why; once the destination exists the record arrives and the
+    stream moves on."""
+    source = MemorySource(6)
+    fn = Function(lambda ns: result(None, "Unhandled") if 0 in ns else result())
+    sent: list[dict[str, Any]] = []
+    status = MappingStatus()
+    exists = [False]
+    refused = [0]
+
+    def destination_ok() -> bool:
+        if not exists[0]:
+            refused[0] += 1
+            if refused[0] >= 3:  # a few refusals observed; the queue is created
+                assert source.checkpoint == -1, "checkpointed a batch whose record was not sent"
+                assert fn.calls == [[0, 1, 2, 3]], "records after the batch were processed"
+                assert "could not be sent" in status.last_result
+                exists[0] = True
+        return exists[0]
+
+    await run(
+        source,
+        fn,
+        ordered=True,
+        until=lambda: source.checkpoint == 5,
+        sent=sent,
+        destination_ok=destination_ok,
+        status=status,
+        max_retry_attempts=0,
+        on_failure="arn:aws:sqs:us-east-1:000000000000:dlq",
+    )
+    assert refused[0] == 3
+    assert [r["BatchInfo"] for r in sent] == [{"first": "0", "last": "3"}]
+    assert fn.calls == [[0, 1, 2, 3], [4, 5]]
+    assert status.last_result == "OK"
+
+
+@sync
+async def test_stopping_while_the_destination_is_missing_checkpoints_nothing() -> None:
+    source = MemorySource(2)
+    fn = Function(lambda ns: result(None, "Unhandled"))
+    status = MappingStatus()
+    await run(
+        source,
+        fn,
+        ordered=True,
+        until=lambda: "could not be sent" in status.last_result,
+        destination_ok=lambda: False,
+        status=status,
+        max_retry_attempts=0,
+        on_failure="arn:aws:sqs:us-east-1:000000000000:dlq",
+    )
+    assert source.acked == []
 
 
 @sync
