@@ -34,6 +34,7 @@ from lamina.api.layers import LayersAPI
 from lamina.api.logs import TARGET as LOGS_TARGET
 from lamina.api.logs import LogsAPI
 from lamina.api.provisioned_concurrency import ProvisionedConcurrencyAPI
+from lamina.api.s3 import S3Gateway
 from lamina.api.sqs import TARGET as SQS_TARGET
 from lamina.api.sqs import SqsAPI
 from lamina.api.status import StatusAPI
@@ -70,6 +71,7 @@ from lamina.sources.sqs import sqs_kind
 from lamina.sources.store import SqlCheckpoints
 from lamina.triggers.buckets import Buckets
 from lamina.triggers.object_events import ObjectEvents
+from lamina.triggers.object_store import ObjectStore
 from lamina.triggers.rules import Rules
 from lamina.triggers.scheduler import Scheduler
 
@@ -223,13 +225,18 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     scheduler = Scheduler(
         rules, async_queue, registry.resolve, account_id=settings.account_id, clock_ms=now_ms
     )
-    buckets = Buckets(db, registry.resolve, hidden=[settings.data_dir])
+    buckets = Buckets(
+        db, registry.resolve, hidden=[settings.data_dir], managed_root=settings.data_dir / "buckets"
+    )
     object_events = ObjectEvents(
         buckets,
         async_queue,
         registry.resolve,
         settle_s=settings.object_settle_s,
         clock_ms=now_ms,
+    )
+    object_store = ObjectStore(
+        buckets, db, uploads_dir=settings.data_dir / "s3-uploads", events=object_events
     )
     function_urls = FunctionUrls(db, registry)
     registry.listeners.append(function_urls.forget_deleted)
@@ -271,6 +278,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     StatusAPI(pool).mount(router)
     app = LaminaApp(router, default_region=settings.region)
     app.url_gateway = UrlGateway(function_urls, dispatcher)
+    app.s3_gateway = S3Gateway(object_store, buckets, default_region=settings.region)
     app.targets[LOGS_TARGET] = LogsAPI(logs, settings.account_id)
     app.targets[SQS_TARGET] = SqsAPI(queues, settings.account_id)
     app.targets[EVENTS_TARGET] = EventsAPI(rules)

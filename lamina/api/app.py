@@ -1,7 +1,8 @@
 """The ASGI application: read the request, route it, turn LambdaErrors into Lambda's wire errors.
 
 Lambda's REST routes are matched by method and raw path; the JSON protocols of the other services
-(CloudWatch Logs, later SQS and EventBridge) are posted to `/` and told apart by X-Amz-Target.
+(CloudWatch Logs, SQS, EventBridge) are posted to `/` and told apart by X-Amz-Target; requests
+signed for S3 go to the S3 gateway (api/s3.py) before any of these.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lamina.api.http import Request, Response, Router, parse_query
+from lamina.api.s3 import is_s3_request
 from lamina.errors import LambdaError, RequestTooLargeException, ServiceException
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class LaminaApp:
         self.default_region = default_region
         self.targets: dict[str, TargetHandler] = {}  # X-Amz-Target prefix -> handler
         self.url_gateway: UrlGateway | None = None
+        self.s3_gateway: UrlGateway | None = None  # requests signed for S3 (api/s3.py)
         self.startup: list[Callable[[], Awaitable[None]]] = []
         self.shutdown: list[Callable[[], Awaitable[None]]] = []
 
@@ -96,6 +99,9 @@ class LaminaApp:
             ".lambda-url." in host or raw_path.startswith(b"/lambda-url/")
         ) and self.url_gateway is not None:
             await self.url_gateway(scope, receive, send, headers)
+            return
+        if self.s3_gateway is not None and is_s3_request(headers, scope.get("query_string", b"")):
+            await self.s3_gateway(scope, receive, send, headers)
             return
         client = scope.get("client") or ("", 0)
         request = Request(

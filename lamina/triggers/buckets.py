@@ -33,6 +33,7 @@ from lamina.errors import (
 )
 
 BUCKET_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+IP_LIKE_RE = re.compile(r"\d+\.\d+\.\d+\.\d+")
 # The event types S3 notifications name that a folder can produce, and the ones it cannot
 # (accepted so that configurations written for S3 load unchanged; they never match).
 PRODUCED = ("ObjectCreated:Put", "ObjectRemoved:Delete")
@@ -258,6 +259,18 @@ def _config_json(configs: tuple[NotificationConfig, ...]) -> str:
     )
 
 
+def valid_bucket_name(name: str) -> bool:
+    """S3's naming rules: 3-63 lowercase letters, digits, dots and hyphens, a letter or digit
+    at both ends, no `..`, and not shaped like an IP address."""
+    return (
+        BUCKET_NAME_RE.fullmatch(name) is not None
+        and ".." not in name
+        and ".-" not in name
+        and "-." not in name
+        and IP_LIKE_RE.fullmatch(name) is None
+    )
+
+
 def check_path(raw: Any, hidden: list[Path]) -> str:
     if not isinstance(raw, str) or not raw:
         raise InvalidParameterValueException("Path is required: the folder the bucket stands for.")
@@ -279,8 +292,17 @@ def check_path(raw: Any, hidden: list[Path]) -> str:
 class Buckets:
     """The buckets and their notification configurations, in memory and written through."""
 
-    def __init__(self, db: Database, resolve: Resolve, *, hidden: list[Path]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        resolve: Resolve,
+        *,
+        hidden: list[Path],
+        managed_root: Path | None = None,
+    ) -> None:
         self.db = db
+        # Resolved once, so that the paths of managed buckets compare as stored (real paths).
+        self.managed_root = None if managed_root is None else Path(os.path.realpath(managed_root))
         self.resolve = resolve
         self.hidden = hidden
         db.create(metadata)
@@ -320,12 +342,34 @@ class Buckets:
 
     async def create(self, name: str, region: str, body: dict[str, Any]) -> tuple[Bucket, bool]:
         """Create the bucket (True) or find the same one again (False, idempotent)."""
-        if not BUCKET_NAME_RE.fullmatch(name) or ".." in name:
+        if not valid_bucket_name(name):
             raise InvalidParameterValueException(
                 f"The specified bucket is not valid: {name} (3-63 characters: lowercase "
                 "letters, digits, dots and hyphens, starting and ending with a letter or digit)"
             )
         path = check_path(body.get("Path"), self.hidden)
+        return await self._create(name, region, path)
+
+    def managed_path(self, name: str) -> Path | None:
+        """Where a bucket made through the S3 API keeps its files (None: no such place)."""
+        return None if self.managed_root is None else self.managed_root / name
+
+    async def create_managed(self, name: str, region: str) -> tuple[Bucket, bool]:
+        """A bucket made through the S3 API: its folder is Lamina's own, under the data dir
+        (functions reach it through the S3 API, not the file system)."""
+        path = self.managed_path(name)
+        if path is None or not valid_bucket_name(name):
+            raise InvalidParameterValueException(f"The specified bucket is not valid: {name}")
+        if name in self._buckets:
+            return self._buckets[name], False
+        await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
+        return await self._create(name, region, str(path))
+
+    def is_managed(self, bucket: Bucket) -> bool:
+        path = self.managed_path(bucket.name)
+        return path is not None and bucket.path == str(path)
+
+    async def _create(self, name: str, region: str, path: str) -> tuple[Bucket, bool]:
         async with self.lock:
             old = self._buckets.get(name)
             if old is not None:

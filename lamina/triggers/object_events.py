@@ -168,6 +168,14 @@ class ObjectEvents:
         await asyncio.gather(*(w.stop() for w in self._watchers.values()))
         self._watchers.clear()
 
+    async def written(self, name: str, key: str, event_name: str, etag: str | None) -> None:
+        """Lamina's S3 API wrote (or removed) `key` completely: tell it now, under its own
+        event name, rather than after the settle time. The watcher sees the same change later
+        and finds it already told, so each change is told once."""
+        watcher = self._watchers.get(name)
+        if watcher is not None and watcher.ready.is_set():
+            await watcher.written(key, event_name, etag)
+
     def watching(self, name: str) -> bool:
         watcher = self._watchers.get(name)
         return watcher is not None and watcher.ready.is_set()
@@ -200,6 +208,7 @@ class BucketWatcher:
         self.sequencer = 0
         self.pending: dict[str, tuple[Signature | str, float]] = {}
         self.ready = asyncio.Event()
+        self.lock = asyncio.Lock()  # one comparison at a time: a change is told once
         self._silent = baseline
         self._failures = 0
         self._stop = asyncio.Event()
@@ -332,8 +341,31 @@ class BucketWatcher:
                             found[rel] = (st.st_size, st.st_mtime_ns)
         return found
 
+    async def written(self, key: str, event_name: str, etag: str | None) -> int:
+        """Record the S3 API's complete write (or removal) of `key` at once."""
+        async with self.lock:
+            try:
+                st = await asyncio.to_thread((self.root / key).stat)
+            except OSError:
+                if key not in self.known:
+                    return 0
+                return await self._record([("ObjectRemoved:Delete", key, None)], silent=False)
+            old = self.known.get(key)
+            if old is not None and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                return 0
+            if etag is None:
+                etag = await asyncio.to_thread(_md5, self.root / key)
+            if etag is None:
+                return 0
+            state = ObjectState(st.st_size, st.st_mtime_ns, etag)
+            return await self._record([(event_name, key, state)], silent=False)
+
     async def reconcile(self, keys: list[str], *, silent: bool = False) -> int:
         """Compare the files at `keys` with what was last told; record and send the changes."""
+        async with self.lock:
+            return await self._reconcile(keys, silent=silent)
+
+    async def _reconcile(self, keys: list[str], *, silent: bool) -> int:
         found = await asyncio.to_thread(self._scan, keys)
         settle_ns = int(self.owner.settle_s * 1e9)
         now_ns = time.time_ns()
