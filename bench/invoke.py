@@ -608,6 +608,9 @@ def _short(frame: str) -> str:
 # -- the benchmark ------------------------------------------------------------------------------
 
 
+PHASES = frozenset(("warm", "throughput", "cold", "boto3", "new-version", "burst", "density"))
+
+
 @dataclass
 class Plan:
     quick: bool
@@ -674,9 +677,18 @@ def machine_facts(quick: bool) -> dict[str, Any]:
 
 class Bench:
     def __init__(
-        self, plan: Plan, work: Path, profiler: Profiler, lamina_src: Path | None = None
+        self,
+        plan: Plan,
+        work: Path,
+        profiler: Profiler,
+        lamina_src: Path | None = None,
+        *,
+        phases: frozenset[str] = PHASES,
+        server_args: tuple[str, ...] = (),
     ) -> None:
         self.lamina_src = lamina_src
+        self.phases = phases
+        self.server_args = server_args
         self.plan = plan
         self.work = work
         self.profiler = profiler
@@ -723,6 +735,7 @@ class Bench:
                 "1000",
                 "--log-level",
                 "warning",
+                *self.server_args,
             ],
             self.work / "lamina.log",
             re.compile(r"Lamina is listening on http://(\S+)"),
@@ -756,15 +769,25 @@ class Bench:
                     ("bench-sleep", "sleep", 30),
                 ):
                     create_function(conn, name, kind, timeout)
-            self.phase("warm latency, c=1", self.warm)
-            self.phase(f"throughput, c={plan.tput_clients}", self.throughput)
-            self.phase("cold start, trivial handler", self.cold)
-            self.phase("cold start, handler importing boto3", self.cold_boto3)
-            self.phase("cold start of a new version (template made first)", self.cold_new_version)
-            self.phase(
-                f"burst, {plan.burst} concurrent calls to a cold 100 ms function", self.burst
-            )
-            self.phase("density (PSS of the idle environments)", self.density)
+            for key, title, fn in (
+                ("warm", "warm latency, c=1", self.warm),
+                ("throughput", f"throughput, c={plan.tput_clients}", self.throughput),
+                ("cold", "cold start, trivial handler", self.cold),
+                ("boto3", "cold start, handler importing boto3", self.cold_boto3),
+                (
+                    "new-version",
+                    "cold start of a new version (template made first)",
+                    self.cold_new_version,
+                ),
+                (
+                    "burst",
+                    f"burst, {plan.burst} concurrent calls to a cold 100 ms function",
+                    self.burst,
+                ),
+                ("density", "density (PSS of the idle environments)", self.density),
+            ):
+                if key in self.phases:
+                    self.phase(title, fn)
         finally:
             self.results.facts["loadavg_end"] = os.getloadavg()[0]
             for server in (self.baseline, self.lamina):
@@ -1406,11 +1429,30 @@ def main(argv: list[str] | None = None) -> int:
         help="run the server from this source tree (a folder holding lamina/), e.g. "
         "`git archive COMMIT lamina | tar -x -C DIR`, to compare two commits",
     )
+    parser.add_argument(
+        "--phases",
+        default=",".join(sorted(PHASES)),
+        help="comma-separated subset of: " + ", ".join(sorted(PHASES)) + " (default: all); "
+        "a partial run prints its figures but never rewrites the doc",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `lamina server` (repeat: --server-arg=--freeze-delay "
+        "--server-arg=0)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     parser.add_argument(
         "--time-limit", type=float, default=None, help="abort after this many seconds"
     )
     args = parser.parse_args(argv)
+    phases = frozenset(p.strip() for p in args.phases.split(",") if p.strip())
+    if not phases or not phases <= PHASES:
+        parser.error(f"--phases: choose from {', '.join(sorted(PHASES))}")
+    if phases != PHASES:
+        args.no_doc = True
     plan = Plan.make(args.quick)
     if args.sandbox:
         os.environ["LAMINA_SANDBOX"] = args.sandbox
@@ -1433,7 +1475,14 @@ def main(argv: list[str] | None = None) -> int:
         lamina_src = args.lamina_src.resolve() if args.lamina_src else None
         if lamina_src is not None and not (lamina_src / "lamina" / "__init__.py").exists():
             parser.error(f"--lamina-src: no lamina/ package in {lamina_src}")
-        bench = Bench(plan, work, Profiler(args.profile), lamina_src)
+        bench = Bench(
+            plan,
+            work,
+            Profiler(args.profile),
+            lamina_src,
+            phases=phases,
+            server_args=tuple(args.server_arg),
+        )
         results = bench.run()
     except KeyboardInterrupt as exc:
         print(
