@@ -34,8 +34,9 @@ class Settings:
     # The Init phase limit (AWS: 10 s).
     init_timeout_s: float = 10.0
     # How long an idle environment runs on before it is frozen (0: as soon as its runtime waits
-    # for the next event, as on Lambda). A few ms spare back-to-back calls the freeze/thaw pair.
-    freeze_delay_s: float = 0.0
+    # for the next event). Environments in steady use skip the freeze/thaw pair (two cgroup
+    # writes per call); one idle longer than this is frozen, as Lambda freezes between calls.
+    freeze_delay_s: float = 0.1
     # Snapshot starts: cold starts fork a template of the function version that did Init once
     # (docs/snapshot-starts.md). How long an unused template is kept (None: max(idle, 600 s)).
     snapshot_starts: bool = field(

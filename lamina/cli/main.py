@@ -105,11 +105,12 @@ def cli() -> None:
 )
 @click.option(
     "--freeze-delay",
-    default=0.0,
+    default=0.1,
     show_default=True,
     type=click.FloatRange(0.0),
     envvar="LAMINA_FREEZE_DELAY",
-    help="Seconds an idle environment runs on before it is frozen (0: at once, as Lambda).",
+    help="Seconds an idle environment runs on before it is frozen (0: as soon as it has "
+    "answered; environments in steady use skip the freeze/thaw pair).",
 )
 @click.option(
     "--async-retry-base",

@@ -14,7 +14,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import select
 import signal
 import time
 import uuid
@@ -53,6 +52,12 @@ _SIGNAL_NAMES = {
 }
 
 
+class EnvironmentLost(Exception):
+    """The environment died before its runtime fetched the invocation's event: the function
+    never saw it, so the invocation may run in another environment (Lambda reports no error
+    for an invocation the function never received)."""
+
+
 class InitFailure(Exception):
     """Why an environment never became ready: an error document, or how the runtime exited."""
 
@@ -88,6 +93,15 @@ def exit_reason(code: int) -> str:
     if code == 0:
         return "Runtime exited without providing a reason"
     return f"Runtime exited with error: exit status {code}"
+
+
+class _DeadlineExceeded(Exception):
+    """The invocation's timeout passed before the runtime answered."""
+
+
+def _expire(result: asyncio.Future[Outcome]) -> None:
+    if not result.done():
+        result.set_exception(_DeadlineExceeded())
 
 
 def _now_ms() -> int:
@@ -139,6 +153,9 @@ class Environment:
         self._waiter: asyncio.Future[NextEvent] | None = None  # the runtime's pending /next
         self._queued: NextEvent | None = None  # an event ready before the runtime asked
         self._request_id: str | None = None
+        self._answered = False  # the runtime's answer came, and its output was read then
+        self._delivered = False  # the runtime has been sent the current invocation's event
+        self._may_lose = False  # an undelivered invocation is handed back (EnvironmentLost)
         self._result: asyncio.Future[Outcome] | None = None
         self._stream: ResponseStream | None = None  # where a streamed response goes
         self._started_at = 0.0
@@ -151,20 +168,6 @@ class Environment:
     @property
     def alive(self) -> bool:
         return self.state != "dead"
-
-    def exited_unheard(self) -> bool:
-        """Whether the runtime has exited though the loop has not yet run its exit callback.
-
-        An exit and a new invocation can become ready in the same loop turn; checking the exit
-        descriptor (one non-blocking select) keeps the pool from handing that invocation to a
-        dead runtime. The exit is handled now, so the environment is dead when this is true.
-        """
-        proc = self._proc
-        if proc is None or self._exited.done():
-            return False
-        if select.select([proc.exit_fd()], [], [], 0)[0]:
-            self._on_exit()
-        return not self.alive
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -262,10 +265,16 @@ class Environment:
 
     # -- invoking --------------------------------------------------------------------------------
 
-    async def invoke(self, inv: Invocation) -> Outcome:
+    async def invoke(self, inv: Invocation, *, may_lose: bool = False) -> Outcome:
+        """Run one invocation. With `may_lose`, raises EnvironmentLost if the environment dies
+        before its runtime has fetched the event (the caller runs it elsewhere)."""
         self.state = "busy"
         self.invocations += 1
-        cold = not self._ready.done()
+        self._may_lose = may_lose
+        ready = self._ready
+        if ready.done() and ready.exception() is None:  # warm: no Init to wait for
+            return await self._run(inv, False)
+        cold = not ready.done()
         try:
             async with asyncio.timeout(self.init_timeout_s):
                 await asyncio.shield(self._ready)
@@ -322,9 +331,14 @@ class Environment:
             headers.append(("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id))
         event = NextEvent(headers, inv.payload)
         self._unpark()
-        self._drain_output()
+        if cold:
+            # Init's output so far is the Init phase's (later output arrives through the reader
+            # callback, or is read when the response comes).
+            self._drain_output()
         init_lines, self._lines = self._lines, []
         self._request_id = inv.request_id
+        self._answered = False
+        self._delivered = False
         self._stream = inv.stream
         result = self._result = self._loop.create_future()
         started = time.perf_counter()
@@ -333,10 +347,11 @@ class Environment:
             self._waiter = None
         else:
             self._queued = event
+        # The deadline: one timer, cheaper than an asyncio.timeout scope around the wait.
+        deadline = self._loop.call_later(timeout_s, _expire, result)
         try:
-            async with asyncio.timeout(timeout_s):
-                outcome = await result
-        except TimeoutError:
+            outcome = await result
+        except _DeadlineExceeded:
             duration_ms = (time.perf_counter() - started) * 1000
             memory = self._peak_memory()
             self.stop()
@@ -365,6 +380,7 @@ class Environment:
         else:
             outcome.duration_ms = (time.perf_counter() - started) * 1000
         finally:
+            deadline.cancel()
             self._result = None
             self._request_id = None
             self._queued = None
@@ -377,7 +393,11 @@ class Environment:
     def _finish(self, outcome: Outcome) -> Outcome:
         if outcome.max_memory_mb == 0:
             outcome.max_memory_mb = self._peak_memory()
-        self._drain_output()
+        if self._answered:
+            # Read when the runtime posted its answer: it wrote its output before that.
+            self._answered = False
+        else:
+            self._drain_output()
         if self._partial:  # output without a final newline belongs to this invocation too
             self._lines.append((_now_ms(), self._partial.decode("utf-8", "replace")))
             self._partial = b""
@@ -385,19 +405,22 @@ class Environment:
         outcome.log_lines, self._lines = self._lines, []
         if self.state == "busy":
             self.state = "ready"
-        self._park()
         self.last_used = time.monotonic()
+        self._park()
         return outcome
 
     # -- freeze between invocations --------------------------------------------------------------
 
     def _park(self) -> None:
-        """Freeze the environment once it is idle: the runtime waits in /next, no event is due.
+        """Freeze the environment once it has been idle for `freeze_delay_s`.
 
-        As on Lambda, the runtime is frozen only after it has asked for its next event, so the
-        thawed runtime's request is already there when the next invocation comes. The freeze runs
-        after the response has gone out (call_soon), or `freeze_delay_s` later, so back-to-back
-        invocations skip the freeze/thaw pair.
+        As on Lambda, a frozen runtime does not run between invocations, and it is frozen only
+        once it has asked for its next event, so the thawed runtime's request is already there
+        when the next invocation comes. The delay keeps busy environments out of the freeze:
+        back-to-back invocations skip the freeze/thaw pair (two cgroup writes and a wake-up).
+        One timer per environment, re-armed when it fires rather than on every invocation: an
+        environment in steady use costs no timer work per call. With a delay of 0 the
+        environment is frozen as soon as its response has gone out (call_soon).
         """
         if (
             self.state != "ready"
@@ -409,25 +432,31 @@ class Environment:
         ):
             return
         if self.freeze_delay_s > 0:
-            self._freeze_timer = self._loop.call_later(self.freeze_delay_s, self._freeze_now)
+            self._freeze_timer = self._loop.call_later(self.freeze_delay_s, self._freeze_due)
         else:
-            self._freeze_timer = self._loop.call_soon(self._freeze_now)
+            self._freeze_timer = self._loop.call_soon(self._freeze_due)
 
-    def _freeze_now(self) -> None:
+    def _freeze_due(self) -> None:
         self._freeze_timer = None
         if (
-            self.state == "ready"
-            and self._proc is not None
-            and self._waiter is not None
-            and not self._waiter.done()
+            self.state != "ready"
+            or self._frozen
+            or self._proc is None
+            or self._waiter is None
+            or self._waiter.done()
         ):
-            self._proc.freeze()
-            self._frozen = True
+            return  # busy, dead or not yet waiting: the end of the next invocation re-arms
+        idle_s = time.monotonic() - self.last_used
+        if idle_s + 0.001 < self.freeze_delay_s:  # used since the timer was armed
+            self._freeze_timer = self._loop.call_later(
+                self.freeze_delay_s - idle_s, self._freeze_due
+            )
+            return
+        self._proc.freeze()
+        self._frozen = True
 
     def _unpark(self) -> None:
-        if self._freeze_timer is not None:
-            self._freeze_timer.cancel()
-            self._freeze_timer = None
+        """Thaw before an invocation. A pending freeze timer stays: it re-checks when it fires."""
         if self._frozen and self._proc is not None:
             self._proc.thaw()
         self._frozen = False
@@ -456,6 +485,10 @@ class Environment:
             self._park()
         return fut
 
+    def event_delivered(self) -> None:
+        """The runtime's `/next` has been answered with the current event."""
+        self._delivered = True
+
     def stream_started(
         self, request_id: str, headers: Mapping[str, str]
     ) -> Callable[[bytes], None] | None:
@@ -472,6 +505,7 @@ class Environment:
         if result is None:
             return 400
         self._drain_output()
+        self._answered = True
         if "lambda-runtime-function-error-type" in headers:  # a streamed response's trailers
             payload, error_type = _stream_error(headers)
             result.set_result(
@@ -497,6 +531,7 @@ class Environment:
         if result is None:
             return 400
         self._drain_output()
+        self._answered = True
         payload, error_type = _error_document(body, headers)
         result.set_result(
             Outcome(
@@ -570,6 +605,13 @@ class Environment:
             self._ready.set_exception(
                 InitFailure("Runtime.ExitError", exit_reason=reason, status="crash")
             )
+        if (
+            self._result is not None
+            and not self._result.done()
+            and not self._delivered
+            and self._may_lose
+        ):
+            self._result.set_exception(EnvironmentLost())
         if self._result is not None and not self._result.done():
             rid = self._request_id
             kind = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
@@ -631,6 +673,9 @@ class Environment:
         if self.state == "dead":
             return
         self.state = "dead"
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
         if self.template is not None and self._proc is not None:
             self.template.forget(self.id)
         if not self._ready.done():

@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from lamina.runtime.environment import Environment
+from lamina.runtime.environment import Environment, EnvironmentLost
 from lamina.runtime.spec import EnvironmentSpec, Invocation, Outcome
 from lamina.runtime.template import Template, TemplateUnavailable
 from lamina.sandbox import Sandbox
@@ -27,6 +27,9 @@ from lamina.sandbox import Sandbox
 log = logging.getLogger(__name__)
 
 Group = tuple[str, str, str]  # (region, function name, version)
+
+# Environments one invocation may be handed to when each dies before taking its event.
+MAX_ATTEMPTS = 3
 
 
 class HostMemoryLow(Exception):
@@ -123,20 +126,36 @@ class Pool:
     async def invoke(self, spec: EnvironmentSpec, invocation: Invocation) -> Outcome:
         counters = self.counters[spec.group]
         counters.invocations += 1
-        env = self._take(spec.key)
-        if env is None:
-            self.cold_starts += 1
-            counters.cold_starts += 1
-            env = await self._new_environment(spec)
-            if env.template is not None:
-                counters.snapshot_starts += 1
-        else:
-            self.warm_starts += 1
-            counters.warm_starts += 1
-        try:
-            outcome = await env.invoke(invocation)
-        finally:
-            self._release(env)
+        attempts = 0
+        while True:
+            env = self._take(spec.key)
+            if env is None:
+                self.cold_starts += 1
+                counters.cold_starts += 1
+                env = await self._new_environment(spec)
+                if env.template is not None:
+                    counters.snapshot_starts += 1
+            else:
+                self.warm_starts += 1
+                counters.warm_starts += 1
+            attempts += 1
+            try:
+                # An environment that dies before its runtime fetched the event (for example a
+                # runtime exiting while idle, its exit not yet noticed when this call took it)
+                # hands the invocation back; it runs in another one. Bounded, in case every new
+                # environment dies that way.
+                outcome = await env.invoke(invocation, may_lose=attempts < MAX_ATTEMPTS)
+            except EnvironmentLost:
+                log.info(
+                    "environment %s of %s died before its runtime took %s: running it elsewhere",
+                    env.id,
+                    spec.group,
+                    invocation.request_id,
+                )
+                continue
+            finally:
+                self._release(env)
+            break
         if outcome.init_duration_ms is not None:
             counters.init_ms_total += outcome.init_duration_ms
         return outcome
@@ -414,7 +433,7 @@ class Pool:
         idle = self._idle.get(key)
         while idle:
             env = idle.pop()
-            if env.alive and not env.retired and not env.exited_unheard():
+            if env.alive and not env.retired:
                 return env
             self._drop(env)
         return None

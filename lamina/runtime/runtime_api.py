@@ -35,6 +35,7 @@ class NextEvent:
 
 class RuntimeAPIHandler(Protocol):
     def next_invocation(self) -> asyncio.Future[NextEvent]: ...
+    def event_delivered(self) -> None: ...
     def invocation_response(self, request_id: str, body: bytes, headers: dict[str, str]) -> int: ...
     def invocation_error(self, request_id: str, body: bytes, headers: dict[str, str]) -> int: ...
     def init_error(self, body: bytes, headers: dict[str, str]) -> int: ...
@@ -78,6 +79,12 @@ _STATUS_TEXT = {
 }
 
 
+_ACCEPTED = (
+    b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
+    b'{"status":"OK"}'
+)
+
+
 def _error_body(error_type: str, message: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
@@ -92,6 +99,9 @@ class _RuntimeProtocol(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_size = 0
         self.pending: asyncio.Future[NextEvent] | None = None
+        # The `202` for a response post, held back while a pipelined `GET /next` follows it:
+        # it goes out in one write with the next event (or at the end of this read otherwise).
+        self.held = b""
         # A response posted in the streaming mode goes to `sink` chunk by chunk, unbuffered.
         self.sink: Callable[[bytes], None] | None = None
 
@@ -110,6 +120,10 @@ class _RuntimeProtocol(asyncio.Protocol):
         except httptools.HttpParserError:
             self._send(400, _error_body("InvalidRequest", "Malformed HTTP request"))
             self.close()
+            return
+        if self.held and self.pending is None:
+            # No `GET /next` came with the post (a runtime that does not pipeline): answer now.
+            self._write(b"")
 
     def close(self) -> None:
         if self.transport is not None:
@@ -132,8 +146,8 @@ class _RuntimeProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         # curl (a shell bootstrap's usual client) asks before posting a large body, and waits
         # a second for an answer if none comes.
-        if self.headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.headers.get("expect", "").lower() == "100-continue":
+            self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self.headers.get("lambda-runtime-function-response-mode", "").lower() == "streaming":
             m = _INVOCATION_RE.match(self.url.split(b"?", 1)[0])
             if m is not None and m.group(2) == b"response" and self.parser.get_method() == b"POST":
@@ -177,7 +191,7 @@ class _RuntimeProtocol(asyncio.Protocol):
                     status = handler.invocation_response(request_id, body, self.headers)
                 else:
                     status = handler.invocation_error(request_id, body, self.headers)
-                self._answer(status)
+                self._answer(status, hold=True)
                 return
             if path == b"/2018-06-01/runtime/init/error":
                 self._answer(handler.init_error(b"".join(self.body), self.headers))
@@ -189,8 +203,13 @@ class _RuntimeProtocol(asyncio.Protocol):
             404, _error_body("NotFound", f"Unknown Runtime API path: {path.decode('latin-1')}")
         )
 
-    def _answer(self, status: int) -> None:
+    def _answer(self, status: int, *, hold: bool = False) -> None:
         if status == 202:
+            if hold:
+                # The runtime waits for this answer and then for its next event: one write of
+                # both wakes it once, not twice, and the invocation's caller is answered first.
+                self.held += _ACCEPTED
+                return
             self._send(202, b'{"status":"OK"}')
         elif status == 400:
             self._send(400, _error_body("InvalidRequestID", "Invalid request ID"))
@@ -212,13 +231,20 @@ class _RuntimeProtocol(asyncio.Protocol):
         for name, value in event.headers:
             head.append(f"{name}: {value}\r\n".encode("latin-1"))
         head.append(f"Content-Length: {len(event.payload)}\r\n\r\n".encode("latin-1"))
-        self.transport.write(b"".join(head) + event.payload)
+        head.append(event.payload)
+        self._write(b"".join(head))
+        self.server.handler.event_delivered()
 
     def _send(self, status: int, body: bytes) -> None:
-        if self.transport is None:
-            return
         reason = _STATUS_TEXT.get(status, b"")
-        self.transport.write(
+        self._write(
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
             % (status, reason, len(body), body)
         )
+
+    def _write(self, data: bytes) -> None:
+        """Every answer goes through here: a held `202` goes first (answers keep request order)."""
+        if self.held:
+            data, self.held = self.held + data, b""
+        if self.transport is not None and data:
+            self.transport.write(data)

@@ -274,6 +274,47 @@ def test_runtime_exiting_while_idle(lambda_client: Any, create_function: CreateF
     assert again["stream"] != body["stream"] and again["calls"] == 1
 
 
+# A custom runtime that answers an invocation and then, when asked to, exits after a pause
+# without fetching the next event: an invocation handed to it in that pause is never received.
+EXITING_RUNTIME = """#!/bin/sh
+exec python3 -I -S - <<'EOF'
+import http.client, json, os, sys, time
+
+conn = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    resp = conn.getresponse()
+    event = json.loads(resp.read())
+    rid = resp.getheader("Lambda-Runtime-Aws-Request-Id")
+    body = {"stream": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"], "pid": os.getpid()}
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", json.dumps(body))
+    conn.getresponse().read()
+    if event.get("exit_after"):
+        time.sleep(event["exit_after"])
+        sys.exit(0)
+EOF
+"""
+
+
+def test_invocation_never_received_runs_in_another_environment(
+    lambda_client: Any, create_function: CreateFunction
+) -> None:
+    """An environment that dies before its runtime fetched the event (here: the runtime exits a
+    second after answering, without asking for more) hands the invocation to a new one: the
+    caller gets the function's answer, never a Runtime.ExitError for a call it did not run."""
+    code = make_zip({"bootstrap": EXITING_RUNTIME}, executable=("bootstrap",))
+    name = create_function(zip_bytes=code, handler="x", runtime="provided.al2023")["FunctionName"]
+    for _ in range(2):
+        _, first = invoke_json(lambda_client, name, {"exit_after": 1.0})
+        # Sent at once: the first environment is idle, alive, and will exit without taking it.
+        started = time.monotonic()
+        resp, second = invoke_json(lambda_client, name, {}, LogType="Tail")
+        assert "FunctionError" not in resp, second
+        assert second["stream"] != first["stream"]
+        assert "Init Duration" in log_of(resp)  # it ran in a new environment
+        assert time.monotonic() - started >= 0.5  # it waited for the first one to exit
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_shutdown_leaves_nothing_running(
     own_server: Callable[..., LaminaProcess], sig: signal.Signals

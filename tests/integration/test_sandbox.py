@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import CreateFunction, function_zip, invoke_json
+from tests.integration.conftest import (
+    PYTHON_RUNTIME,
+    ROLE,
+    CreateFunction,
+    client_for,
+    function_zip,
+    invoke_json,
+)
 from tests.integration.lamina_process import LaminaProcess
 
 
@@ -166,6 +173,36 @@ def test_background_thread_does_not_run_while_frozen(
     _, second = invoke_json(lambda_client, name, {"action": "counter", "sleep": 0.3})
     assert second["at_start"] - first["at_start"] < 60, (first, second)
     assert second["during"] > 0  # thawed: it runs again during the invocation
+
+
+def test_idle_environment_runs_on_for_the_freeze_delay_then_stops(
+    lamina: LaminaProcess, tmp_path: Path
+) -> None:
+    """Environments in steady use are not frozen between calls; one idle for longer than the
+    freeze delay is: its background thread runs during the delay and not after it."""
+    need(lamina, "freeze between invocations")
+    server = LaminaProcess(tmp_path / "data", "--freeze-delay", "0.5")
+    server.start()
+    try:
+        client = client_for(server.endpoint)
+        client.create_function(
+            FunctionName="frozen-later",
+            Runtime=PYTHON_RUNTIME,
+            Role=ROLE,
+            Handler="sandbox_probe.handler",
+            Code={"ZipFile": function_zip("sandbox_probe")},
+            Timeout=30,
+        )
+        client.get_waiter("function_active_v2").wait(
+            FunctionName="frozen-later", WaiterConfig={"Delay": 0.1}
+        )
+        _, first = invoke_json(client, "frozen-later", {"action": "counter"})
+        time.sleep(2.0)  # unfrozen, the thread would count about 400 here
+        _, second = invoke_json(client, "frozen-later", {"action": "counter"})
+        ran = second["at_start"] - first["at_start"]
+        assert 10 < ran < 160, (first, second)  # about 100 in the 0.5 s delay, none after
+    finally:
+        server.stop()
 
 
 def test_isolated_network_reaches_only_the_runtime_api(
