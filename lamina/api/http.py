@@ -84,6 +84,10 @@ class Route:
 class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        # (method, raw path, query) -> match: the regex list is walked once per distinct path
+        # (an invoke of one function repeats the same path; walking ~30 patterns cost as much
+        # as the rest of the request's routing, profiled).
+        self._cache: dict[tuple[object, ...], tuple[Handler, dict[str, str]] | bool | None] = {}
 
     def add(
         self,
@@ -98,6 +102,7 @@ class Router:
         self.routes.append(
             Route(method, re.compile(f"^{regex}$"), handler, tuple((query or {}).items()))
         )
+        self._cache.clear()
         # Routes that need a query parameter are tried before the ones that do not.
         self.routes.sort(key=lambda r: -len(r.query))
 
@@ -105,6 +110,20 @@ class Router:
         self, method: str, raw_path: str, query: dict[str, list[str]]
     ) -> tuple[Handler, dict[str, str]] | bool | None:
         """The handler and decoded params; False when the path exists under another method."""
+        key = (method, raw_path, *((k, *v) for k, v in query.items()))
+        found = self._cache.get(key)
+        if found is None and key not in self._cache:
+            found = self._match(method, raw_path, query)
+            if len(self._cache) >= 4096:
+                self._cache.clear()
+            self._cache[key] = found
+        if isinstance(found, tuple):
+            return found[0], dict(found[1])  # the caller's own copy
+        return found
+
+    def _match(
+        self, method: str, raw_path: str, query: dict[str, list[str]]
+    ) -> tuple[Handler, dict[str, str]] | bool | None:
         path_matched = False
         for route in self.routes:
             m = route.pattern.match(raw_path)

@@ -98,6 +98,9 @@ class Registry:
         self.layers: Layers | None = None  # resolves `Layers` (wired by server.py)
         self.hot_reload = False  # whether code may be a host folder (control/hot_reload.py)
         self._functions: dict[tuple[str, str], FunctionRecord] = {}
+        # Reserved concurrency summed per region, read on every invocation (admission);
+        # None after any change to the functions or their reservations.
+        self._reserved_sums: dict[str, int] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- loading -------------------------------------------------------------------------------
@@ -111,6 +114,7 @@ class Registry:
                 record.latest = cfg.settled()
                 await self.db.run(self.store.put, record)
             self._functions[record.key] = record
+        self._reserved_sums = None
         log.debug("loaded %d functions", len(records))
 
     async def drain(self) -> None:
@@ -222,10 +226,12 @@ class Registry:
             latest=cfg, tags=dict(fields.get("extra", {}).pop("Tags", {}) or {})
         )
         self._functions[record.key] = record
+        self._reserved_sums = None
         try:
             await self.db.run(self.store.put, record)
         except BaseException:
             self._functions.pop(record.key, None)
+            self._reserved_sums = None
             raise
         self._later(record, FunctionConfig.settled)
         if publish:
@@ -284,6 +290,7 @@ class Registry:
             return
         await self.db.run(self.store.delete, *record.key)
         self._functions.pop(record.key, None)
+        self._reserved_sums = None
         for cfg in record.all_versions():
             self._notify(cfg)
         for alias in record.aliases.values():
@@ -443,17 +450,23 @@ class Registry:
                 f"UnreservedConcurrentExecution below its minimum value of [{self.unreserved_floor}]."
             )
         record.reserved_concurrency = value
+        self._reserved_sums = None
         await self.db.run(self.store.put, record)
         return value
 
     async def delete_reserved_concurrency(self, region: str, ref: FunctionRef) -> None:
         record = self.record(region, ref)
         record.reserved_concurrency = None
+        self._reserved_sums = None
         await self.db.run(self.store.put, record)
 
     def unreserved_concurrency(self, region: str) -> int:
-        reserved = sum(r.reserved_concurrency or 0 for r in self.functions(region))
-        return self.account_concurrency - reserved
+        sums = self._reserved_sums
+        if sums is None:
+            sums = self._reserved_sums = {}
+            for (reg, _), r in self._functions.items():
+                sums[reg] = sums.get(reg, 0) + (r.reserved_concurrency or 0)
+        return self.account_concurrency - sums.get(region, 0)
 
     # -- internals -------------------------------------------------------------------------------
 

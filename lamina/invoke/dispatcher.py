@@ -53,7 +53,8 @@ class InvokeResult:
 
 
 def new_trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+    rand = os.urandom(20).hex()  # one read of the random source for both ids
+    return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:]};Sampled=0"
 
 
 def decode_client_context(value: str | None) -> str | None:

@@ -269,6 +269,7 @@ class EnvironmentGroup:
         self._frozen = False
         self._fds: dict[str, int] = {}  # control files kept open: read and written per invocation
         self._freezer_ctl: tuple[int, bytes, bytes] | None = None
+        self._peak_path: Path | None = None  # the memory controller's peak counter
         ctl = self.layout.by_controller
         if "memory" in ctl:
             self._set_memory(self._dir(ctl["memory"]), ctl["memory"].version, memory_mb)
@@ -388,12 +389,16 @@ class EnvironmentGroup:
         return 0
 
     def peak_memory_bytes(self) -> int | None:
-        h = self.layout.by_controller.get("memory")
-        if h is None:
-            return None
-        name = "memory.peak" if h.version == 2 else "memory.max_usage_in_bytes"
+        """Read after every invocation (REPORT's Max Memory Used): the path is found once."""
+        path = self._peak_path
+        if path is None:
+            h = self.layout.by_controller.get("memory")
+            if h is None:
+                return None
+            name = "memory.peak" if h.version == 2 else "memory.max_usage_in_bytes"
+            path = self._peak_path = self._dir(h) / name
         try:
-            return int(self._read(self._dir(h) / name))
+            return int(self._read(path))
         except (OSError, ValueError):
             return None
 

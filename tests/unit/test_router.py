@@ -47,3 +47,18 @@ def test_wrong_method_is_told_apart_from_unknown_path() -> None:
     router.add("GET", "/a", _handler)
     assert router.match("DELETE", "/a", {}) is False
     assert router.match("GET", "/b", {}) is None
+
+
+def test_repeated_paths_match_alike_and_params_are_the_callers() -> None:
+    router = Router()
+    router.add("POST", "/f/{name}/invocations", _handler)
+    router.add("POST", "/f/{name}/invocations", _other, query={"x": None})
+    for _ in range(2):
+        found = router.match("POST", "/f/a%3Ab/invocations", {})
+        assert isinstance(found, tuple) and found[0] is _handler
+        assert found[1] == {"name": "a:b"}
+        found[1]["name"] = "changed"  # a caller's copy: the next match is not affected
+        with_query = router.match("POST", "/f/a%3Ab/invocations", parse_query(b"x=1"))
+        assert isinstance(with_query, tuple) and with_query[0] is _other
+        assert router.match("GET", "/f/a/invocations", {}) is False
+        assert router.match("POST", "/g", {}) is None
