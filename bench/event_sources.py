@@ -360,7 +360,13 @@ def main() -> None:
     parser.add_argument("--rmq-batch-size", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=5)
     parser.add_argument("--stream-batch-size", type=int, default=100)
+    parser.add_argument(
+        "--sources",
+        default="sqs,rabbitmq,redis,postgres",
+        help="comma-separated: which sources to measure (default: all)",
+    )
     args = parser.parse_args()
+    chosen = set(args.sources.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         ledger = Path(tmp) / "ledger"
@@ -380,10 +386,14 @@ def main() -> None:
                 Environment={"Variables": {"LEDGER": str(ledger)}},
             )
             lam.get_waiter("function_active_v2").wait(FunctionName="sink")
-            bench_sqs(endpoint, ledger, args)
-            bench_rabbitmq(endpoint, ledger, data_dir, args)
-            bench_redis(endpoint, ledger, args)
-            bench_postgres(endpoint, ledger, args)
+            if "sqs" in chosen:
+                bench_sqs(endpoint, ledger, args)
+            if "rabbitmq" in chosen:
+                bench_rabbitmq(endpoint, ledger, data_dir, args)
+            if "redis" in chosen:
+                bench_redis(endpoint, ledger, args)
+            if "postgres" in chosen:
+                bench_postgres(endpoint, ledger, args)
             print(f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end)")
         finally:
             proc.terminate()

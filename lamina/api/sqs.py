@@ -330,14 +330,21 @@ class SqsAPI:
 
     async def delete_message_batch(self, req: Request, body: Body) -> Response:
         queue = self._queue(req, body)
-        successful: list[Body] = []
         failed: list[Body] = []
+        valid: list[tuple[Body, str]] = []
         for entry in self._entries(body):
             try:
-                await self.queues.delete_message(queue, _str(entry, "ReceiptHandle"))
-                successful.append({"Id": entry["Id"]})
+                valid.append((entry, _str(entry, "ReceiptHandle")))
             except QueueError as error:
                 failed.append(_batch_failure(entry, error))
+        # one transaction for the whole batch
+        outcome = await self.queues.delete_messages(queue, [handle for _, handle in valid])
+        successful: list[Body] = []
+        for (entry, _handle), refused in zip(valid, outcome, strict=True):
+            if refused is None:
+                successful.append({"Id": entry["Id"]})
+            else:
+                failed.append(_batch_failure(entry, refused))
         return _ok({"Successful": successful, "Failed": failed})
 
     async def change_message_visibility(self, req: Request, body: Body) -> Response:

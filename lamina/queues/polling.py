@@ -9,7 +9,7 @@ import logging
 import time
 
 from lamina.db import Database
-from lamina.queues.errors import QueueDoesNotExist
+from lamina.queues.errors import QueueDoesNotExist, QueueError
 from lamina.queues.model import Queue, parse_queue_arn
 from lamina.queues.store import NewMessage, QueueStore, ReceivedMessage, SentMessage
 
@@ -107,6 +107,10 @@ class Queues:
 
     async def delete_message(self, queue: Queue, handle: str) -> None:
         await self.db.run(self.store.delete_message, queue, handle)
+
+    async def delete_messages(self, queue: Queue, handles: list[str]) -> list[QueueError | None]:
+        """Delete several messages in one database transaction; per handle None or its error."""
+        return await self.db.run(self.store.delete_messages, queue, handles)
 
     async def change_visibility(self, queue: Queue, handle: str, timeout_s: int) -> None:
         await self.db.run(self.store.change_visibility, queue, handle, timeout_s)

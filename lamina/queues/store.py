@@ -24,6 +24,7 @@ from lamina.db import Database
 from lamina.queues.errors import (
     InvalidMessageContents,
     MessageNotInflight,
+    QueueError,
     QueueNameExists,
     ReceiptHandleIsInvalid,
 )
@@ -337,6 +338,33 @@ class QueueStore:
                     messages.c.receipt == nonce,
                 )
             )
+
+    def delete_messages(self, queue: Queue, handles: list[str]) -> list[QueueError | None]:
+        """DeleteMessageBatch: every valid handle's message deleted in one transaction (one
+        commit instead of one per message). Per handle: None, or the error (an invalid handle);
+        a stale handle is not an error, as for delete_message."""
+        outcome: list[QueueError | None] = []
+        rows: list[dict[str, Any]] = []
+        for handle in handles:
+            try:
+                row_id, nonce = decode_receipt(handle)
+            except QueueError as exc:
+                outcome.append(exc)
+                continue
+            outcome.append(None)
+            rows.append({"row_id": row_id, "nonce": nonce})
+        if rows:
+            m = messages.c
+            with self.db.engine.begin() as conn:
+                conn.execute(
+                    messages.delete().where(
+                        m.id == sa.bindparam("row_id"),
+                        m.queue_id == queue.id,
+                        m.receipt == sa.bindparam("nonce"),
+                    ),
+                    rows,
+                )
+        return outcome
 
     def change_visibility(self, queue: Queue, handle: str, timeout_s: int) -> None:
         row_id, nonce = decode_receipt(handle)
