@@ -43,6 +43,11 @@ class Settings:
         default_factory=lambda: os.environ.get("LAMINA_SNAPSHOT_STARTS", "on") != "off"
     )
     template_idle_timeout_s: float | None = None
+    # Spare environments: per template that has forked, this many environments are forked ahead
+    # of need (proactive initialisation, as Lambda may do), so a scale-out takes one at once.
+    spare_environments: int = field(
+        default_factory=lambda: int(os.environ.get("LAMINA_SPARE_ENVIRONMENTS", "1"))
+    )
     # Memory pressure: below this much available host memory (MB), idle environments are
     # evicted and new ones refused with a throttle (0: never).
     min_available_mb: int = field(

@@ -191,6 +191,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         freeze_delay_s=settings.freeze_delay_s,
         snapshot_starts=settings.snapshot_starts,
         template_idle_timeout_s=settings.template_idle_timeout_s,
+        spare_environments=settings.spare_environments,
         min_available_mb=settings.min_available_mb,
     )
     registry.listeners.append(pool.retire)

@@ -96,6 +96,15 @@ def cli() -> None:
     help="Seconds an unused template is kept [default: the larger of --idle-timeout and 600].",
 )
 @click.option(
+    "--spare-environments",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 8),
+    envvar="LAMINA_SPARE_ENVIRONMENTS",
+    help="Per function version that scaled out from its template, environments forked ahead "
+    "of need (proactively initialised; their Init Duration is still reported).",
+)
+@click.option(
     "--min-available-mb",
     default=256,
     show_default=True,
@@ -154,6 +163,7 @@ def server(
     idle_timeout: float,
     snapshot_starts: str,
     template_idle_timeout: float | None,
+    spare_environments: int,
     min_available_mb: int,
     freeze_delay: float,
     async_retry_base: float,
@@ -182,6 +192,7 @@ def server(
                 idle_timeout_s=idle_timeout,
                 snapshot_starts=snapshot_starts == "on",
                 template_idle_timeout_s=template_idle_timeout,
+                spare_environments=spare_environments,
                 min_available_mb=min_available_mb,
                 freeze_delay_s=freeze_delay,
                 async_retry_base_s=async_retry_base,

@@ -140,6 +140,9 @@ class Environment:
         self.state = "starting"
         self.retired = False
         self.provisioned = False  # provisioned concurrency: kept ready, never expires idle
+        # Initialised ahead of need for on-demand traffic (a pool's spare): its first
+        # invocation still reports its Init Duration, as Lambda's proactive initialisation does.
+        self.proactive = False
         self.last_used = time.monotonic()
         self.invocations = 0
         self.init_duration_ms: float | None = None
@@ -272,9 +275,11 @@ class Environment:
         self.invocations += 1
         self._may_lose = may_lose
         ready = self._ready
+        # a spare's first invocation reports the Init it did ahead of need
+        first_of_spare = self.proactive and self.invocations == 1
         if ready.done() and ready.exception() is None:  # warm: no Init to wait for
-            return await self._run(inv, False)
-        cold = not ready.done()
+            return await self._run(inv, first_of_spare)
+        cold = not ready.done() or first_of_spare
         try:
             async with asyncio.timeout(self.init_timeout_s):
                 await asyncio.shield(self._ready)

@@ -8,6 +8,13 @@ is short of memory after evicting idle environments (HostMemoryLow).
 A cold start is a snapshot start where it can be (runtime/template.py): a fork of the function
 version's template, which did Init once. Provisioned environments are started ahead of traffic,
 ready before they are counted, and never expire while their configuration stands.
+
+Spares: once a version has scaled out from its template, the pool keeps `spare_environments`
+of its environments forked and initialised ahead of need (Lambda's proactive initialisation),
+so the next scale-out takes one at once instead of waiting for a fork, its cgroup moves and its
+runtime's connection; another is forked behind it. A spare is not counted among `environments`
+(it is shown as `spares`), expires like an idle environment, goes first under memory pressure,
+and reports its Init Duration on its first invocation.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ class PoolStats:
     throttles: int = 0
     evictions: int = 0
     templates: int = 0
+    spares: int = 0  # initialised ahead of need, not yet used (not counted in environments)
     template_refusals: dict[str, str] = field(default_factory=dict)
 
 
@@ -97,6 +105,7 @@ class Pool:
         snapshot_starts: bool = True,
         template_idle_timeout_s: float | None = None,
         min_available_mb: int = 0,
+        spare_environments: int = 0,
     ) -> None:
         self.freeze_delay_s = freeze_delay_s
         self.sandbox = sandbox
@@ -109,6 +118,9 @@ class Pool:
             else max(idle_timeout_s, 600.0)
         )
         self.min_available_mb = min_available_mb
+        self.spare_environments = spare_environments
+        self._spares: dict[tuple[object, ...], list[Environment]] = defaultdict(list)
+        self._sparing: dict[tuple[object, ...], asyncio.Task[None]] = {}  # spares being forked
         self._idle: dict[tuple[object, ...], list[Environment]] = defaultdict(list)
         self._all: set[Environment] = set()
         self._templates: dict[tuple[object, ...], asyncio.Future[Template | None]] = {}
@@ -132,9 +144,10 @@ class Pool:
             if env is None:
                 self.cold_starts += 1
                 counters.cold_starts += 1
-                env = await self._new_environment(spec)
+                env = self._take_spare(spec.key) or await self._new_environment(spec)
                 if env.template is not None:
                     counters.snapshot_starts += 1
+                    self._spare_soon(spec, env.template)
             else:
                 self.warm_starts += 1
                 counters.warm_starts += 1
@@ -220,7 +233,8 @@ class Pool:
             del self._refused[key]
 
     def stats(self, group: Group | None = None) -> PoolStats:
-        envs = [e for e in self._all if group is None or e.spec.group == group]
+        everything = [e for e in self._all if group is None or e.spec.group == group]
+        envs = [e for e in everything if not (e.proactive and e.invocations == 0)]  # no spares
         busy = sum(1 for e in envs if e.state == "busy")
         templates = [t for t in self._live_templates() if group is None or t.spec.group == group]
         if group is None:
@@ -244,6 +258,7 @@ class Pool:
             throttles=counters.throttles,
             evictions=counters.evictions,
             templates=len(templates),
+            spares=len(everything) - len(envs),
             template_refusals={
                 ":".join(g[1:]): why
                 for g, why in self._refused.values()
@@ -263,6 +278,8 @@ class Pool:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        for task in list(self._sparing.values()):
+            task.cancel()
         envs = list(self._all)
         for env in envs:
             self._drop(env)
@@ -406,7 +423,8 @@ class Pool:
         available = available_memory_mb()
         if available >= self.min_available_mb:
             return
-        idle = sorted(
+        spares = [e for envs in self._spares.values() for e in envs]
+        idle = spares + sorted(
             (e for envs in self._idle.values() for e in envs if e.alive),
             key=lambda e: (e.provisioned, e.last_used),
         )
@@ -438,6 +456,54 @@ class Pool:
             self._drop(env)
         return None
 
+    def _take_spare(self, key: tuple[object, ...]) -> Environment | None:
+        """A spare of this key (forked ahead of need), if one is alive: a scale-out without the
+        fork's wait. Its first invocation reports its Init Duration."""
+        spares = self._spares.get(key)
+        while spares:
+            env = spares.pop()
+            if not spares:
+                del self._spares[key]
+            if env.alive and not env.retired:  # one that died unheard hands the call back
+                env.last_used = time.monotonic()
+                return env
+            self._drop(env)
+        return None
+
+    def _spare_soon(self, spec: EnvironmentSpec, template: Template) -> None:
+        """After a scale-out from a template: fork the next environment ahead of need."""
+        if (
+            self.spare_environments <= 0
+            or spec.key in self._sparing
+            or len(self._spares.get(spec.key, ())) >= self.spare_environments
+            or template.retiring
+        ):
+            return
+        task = asyncio.get_running_loop().create_task(self._make_spare(spec, template))
+        self._sparing[spec.key] = task
+        task.add_done_callback(lambda _t: self._sparing.pop(spec.key, None))
+
+    async def _make_spare(self, spec: EnvironmentSpec, template: Template) -> None:
+        # Never at the cost of another environment: no spare when memory is short.
+        if self.min_available_mb > 0 and available_memory_mb() < 2 * self.min_available_mb:
+            return
+        env = self._environment(spec, template, "on-demand")
+        env.proactive = True
+        try:
+            await env.start()
+            await env.wait_ready(self.init_timeout_s)
+        except Exception as exc:
+            log.info("no spare environment for %s: %s", spec.group, exc)
+            self._drop(env)
+            return
+        except BaseException:
+            self._drop(env)
+            raise
+        if not env.alive or env.retired or template.retiring:
+            self._drop(env)
+            return
+        self._spares[spec.key].append(env)
+
     def _release(self, env: Environment) -> None:
         if env.alive and not env.retired:
             self._idle[env.spec.key].append(env)
@@ -453,12 +519,13 @@ class Pool:
         self._all.discard(env)
         if env.template is not None and env.template.retiring:
             self._close_template(env.template)
-        idle = self._idle.get(env.spec.key)
-        if idle is not None:
-            with contextlib.suppress(ValueError):
-                idle.remove(env)
-            if not idle:
-                del self._idle[env.spec.key]
+        for where in (self._idle, self._spares):
+            envs = where.get(env.spec.key)
+            if envs is not None:
+                with contextlib.suppress(ValueError):
+                    envs.remove(env)
+                if not envs:
+                    del where[env.spec.key]
 
     async def _reap_forever(self) -> None:
         interval = max(0.05, min(self.idle_timeout_s / 4, 30.0))
@@ -466,7 +533,7 @@ class Pool:
             await asyncio.sleep(interval)
             now = time.monotonic()
             deadline = now - self.idle_timeout_s
-            for envs in list(self._idle.values()):
+            for envs in [*self._idle.values(), *self._spares.values()]:
                 for env in list(envs):
                     if not env.alive or (env.last_used < deadline and not env.provisioned):
                         self._drop(env)

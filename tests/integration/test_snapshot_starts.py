@@ -182,3 +182,44 @@ def test_forked_environments_first_process_is_small_and_reaps_orphans(
     resp, body = invoke_json(lambda_client, name, {"exit": 3})
     assert resp["FunctionError"] == "Unhandled", body
     assert "Runtime exited with error: exit status 3" in body["errorMessage"], body
+
+
+def wait_status(endpoint: str, name: str, field: str, value: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        st: dict[str, Any] = status(endpoint, name)["Functions"][0]
+        if st[field] == value:
+            return st
+        assert time.monotonic() < deadline, st
+        time.sleep(0.05)
+
+
+def test_a_spare_environment_is_forked_ahead_of_the_next_scale_out(
+    lambda_client: Any, endpoint: str, create_function: CreateFunction
+) -> None:
+    cfg = create_function(
+        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler"
+    )
+    name = cfg["FunctionName"]
+    _, first = invoke_json(lambda_client, name, {})
+    # After a scale-out from the template, one more environment is initialised ahead of need;
+    # it is shown as a spare, not among the environments.
+    st = wait_status(endpoint, name, "spares", 1)
+    assert st["environments"] == 1, st
+    post = urllib.request.Request(f"{endpoint}/lamina/drain?FunctionName={name}", method="POST")
+    urllib.request.urlopen(post).close()
+    resp, body = invoke_json(lambda_client, name, {}, LogType="Tail")
+    # From the function's point of view a cold start: its own environment, Init reported.
+    log = base64.b64decode(resp["LogResult"]).decode()
+    assert "FunctionError" not in resp, body
+    assert body["stream"] != first["stream"] and body["init_type"] == "on-demand"
+    assert "Init Duration" in log and f"init ran {body['token']}" in log, log
+    if sandbox_name(endpoint, name) != "process":
+        assert body["tmp"] == [f"mark-{body['request_id']}"] and body["proc"] == [1, 2], body
+    st = status(endpoint, name)["Functions"][0]
+    assert (st["cold_starts"], st["snapshot_starts"], st["environments"]) == (2, 2, 1), st
+    # Its next call is warm; and another spare is forked behind it.
+    resp, again = invoke_json(lambda_client, name, {}, LogType="Tail")
+    assert "Init Duration" not in base64.b64decode(resp["LogResult"]).decode()
+    assert again["stream"] == body["stream"]
+    wait_status(endpoint, name, "spares", 1)
