@@ -429,7 +429,8 @@ class Pool:
             key=lambda e: (e.provisioned, e.last_used),
         )
         for env in idle:
-            self.counters[env.spec.group].evictions += 1
+            if not (env.proactive and env.invocations == 0):  # spares are not counted
+                self.counters[env.spec.group].evictions += 1
             self._drop(env)
             available = available_memory_mb()
             if available >= self.min_available_mb:
