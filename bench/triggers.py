@@ -1,5 +1,6 @@
-"""Latency of Lamina's push triggers: a file renamed into a bucket -> the function starts, and
-the spacing of a scheduled rule's runs. Prints figures; quoted in docs/triggers.md.
+"""Latency of Lamina's push triggers: a file renamed into a bucket (or put through the S3 API)
+-> the function starts, and the spacing of a scheduled rule's runs; the S3 API's throughput.
+Prints figures; quoted in docs/triggers.md and docs/s3.md.
 
     .venv/bin/python bench/triggers.py [--files 20] [--seconds 12]
 
@@ -98,6 +99,50 @@ def main() -> None:
             print(
                 f"object events: {len(latencies)} files, rename -> function start: median "
                 f"{statistics.median(latencies):.3f} s, max {latencies[-1]:.3f} s (settle 1.0 s)"
+            )
+
+            # The same through the S3 API: PutObject tells the watcher at once (no settle time).
+            out.unlink()
+            s3 = client_for(server.endpoint, "s3")
+            put_at: dict[str, float] = {}
+            put_s: list[float] = []
+            for i in range(args.files):
+                key = f"s3-{i}.csv"
+                put_at[key] = time.time()
+                s3.put_object(Bucket="inbox", Key=key, Body=b"x" * 1000)
+                put_s.append(time.time() - put_at[key])
+                time.sleep(0.5)
+            deadline = time.monotonic() + 60
+            while len(rows(out)) < args.files and time.monotonic() < deadline:
+                time.sleep(0.1)
+            latencies = sorted(
+                float(r["t"]) - put_at[r["e"]["Records"][0]["s3"]["object"]["key"]]  # type: ignore[index]
+                for r in rows(out)
+            )
+            print(
+                f"S3 PutObject: {len(latencies)} objects, put call -> function start: median "
+                f"{statistics.median(latencies):.3f} s, max {latencies[-1]:.3f} s; the put "
+                f"itself: median {statistics.median(put_s) * 1000:.1f} ms"
+            )
+            s3.create_bucket(Bucket="bulk")
+            blob = os.urandom(64 * 1024 * 1024)
+            t0 = time.perf_counter()
+            s3.put_object(Bucket="bulk", Key="blob", Body=blob)
+            t1 = time.perf_counter()
+            got = s3.get_object(Bucket="bulk", Key="blob")["Body"].read()
+            t2 = time.perf_counter()
+            assert got == blob
+            t3 = time.perf_counter()
+            for i in range(200):
+                s3.put_object(Bucket="bulk", Key=f"small/{i}", Body=b"y" * 1024)
+            t4 = time.perf_counter()
+            for i in range(200):
+                s3.get_object(Bucket="bulk", Key=f"small/{i}")["Body"].read()
+            t5 = time.perf_counter()
+            print(
+                f"S3 64 MiB object: PutObject {64 / (t1 - t0):.0f} MiB/s, GetObject "
+                f"{64 / (t2 - t1):.0f} MiB/s; 1 KiB objects one at a time: {200 / (t4 - t3):.0f} "
+                f"puts/s, {200 / (t5 - t4):.0f} gets/s"
             )
 
             out.unlink()

@@ -409,8 +409,13 @@ class S3Gateway:
             reply = error_reply(
                 S3Error("We encountered an internal error. Please try again."), call
             )
-        if call is not None and not call.body_read and reply.status >= 400:
-            # A body the operation never read: let the server drop it rather than hang on it.
+        if (
+            call is not None
+            and not call.body_read
+            and "100-continue" in headers.get("expect", "").lower()
+        ):
+            # The client holds its body back until told to go on, and the server would take
+            # its next request for that body: this connection is done.
             reply.headers.append(("connection", "close"))
         await self._send(send, reply, call)
 
@@ -437,10 +442,14 @@ class S3Gateway:
                     break  # the file shrank meanwhile: the client sees a short body
                 left -= len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
-            if left > 0:
-                await send({"type": "http.response.body", "body": b""})
+            else:
+                if reply.span[1] == 0:  # an empty object: the body message still ends it
+                    await send({"type": "http.response.body", "body": b""})
+                return
         finally:
             await asyncio.to_thread(f.close)
+        # Shorter than announced: end the response; the server drops the connection.
+        await send({"type": "http.response.body", "body": b""})
 
     # -- routing ---------------------------------------------------------------------------------
 

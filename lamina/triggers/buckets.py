@@ -34,9 +34,14 @@ from lamina.errors import (
 
 BUCKET_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 IP_LIKE_RE = re.compile(r"\d+\.\d+\.\d+\.\d+")
-# The event types S3 notifications name that a folder can produce, and the ones it cannot
-# (accepted so that configurations written for S3 load unchanged; they never match).
-PRODUCED = ("ObjectCreated:Put", "ObjectRemoved:Delete")
+# The event types Lamina produces (from the folder, or its S3 API), and the ones it accepts
+# without ever producing them (so that configurations written for S3 load unchanged).
+PRODUCED = (
+    "ObjectCreated:Put",  # a file settled in the folder, or PutObject
+    "ObjectCreated:Copy",  # CopyObject
+    "ObjectCreated:CompleteMultipartUpload",
+    "ObjectRemoved:Delete",
+)
 ACCEPTED_EVENTS = frozenset(
     {
         "s3:ObjectCreated:*",

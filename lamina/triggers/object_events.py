@@ -168,13 +168,15 @@ class ObjectEvents:
         await asyncio.gather(*(w.stop() for w in self._watchers.values()))
         self._watchers.clear()
 
-    async def written(self, name: str, key: str, event_name: str, etag: str | None) -> None:
-        """Lamina's S3 API wrote (or removed) `key` completely: tell it now, under its own
-        event name, rather than after the settle time. The watcher sees the same change later
-        and finds it already told, so each change is told once."""
+    async def written(
+        self, name: str, key: str, event_name: str, state: ObjectState | None
+    ) -> None:
+        """Lamina's S3 API wrote (`state`: what it wrote) or removed `key` completely: tell it
+        now, under its own event name, rather than after the settle time. The watcher sees the
+        same change later and finds it already told, so each change is told once."""
         watcher = self._watchers.get(name)
         if watcher is not None and watcher.ready.is_set():
-            await watcher.written(key, event_name, etag)
+            await watcher.written(key, event_name, state)
 
     def watching(self, name: str) -> bool:
         watcher = self._watchers.get(name)
@@ -341,7 +343,7 @@ class BucketWatcher:
                             found[rel] = (st.st_size, st.st_mtime_ns)
         return found
 
-    async def written(self, key: str, event_name: str, etag: str | None) -> int:
+    async def written(self, key: str, event_name: str, wrote: ObjectState | None) -> int:
         """Record the S3 API's complete write (or removal) of `key` at once."""
         async with self.lock:
             try:
@@ -353,11 +355,14 @@ class BucketWatcher:
             old = self.known.get(key)
             if old is not None and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 return 0
-            if etag is None:
+            if wrote is not None and (wrote.size, wrote.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                state = wrote
+            else:
+                # Replaced again meanwhile (another writer): describe what is there now.
                 etag = await asyncio.to_thread(_md5, self.root / key)
-            if etag is None:
-                return 0
-            state = ObjectState(st.st_size, st.st_mtime_ns, etag)
+                if etag is None:
+                    return 0
+                state = ObjectState(st.st_size, st.st_mtime_ns, etag)
             return await self._record([(event_name, key, state)], silent=False)
 
     async def reconcile(self, keys: list[str], *, silent: bool = False) -> int:

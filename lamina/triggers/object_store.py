@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from lamina.db import Database
 from lamina.errors import LambdaError
 from lamina.triggers.buckets import Bucket, Buckets, bucket_objects, valid_bucket_name
-from lamina.triggers.object_events import is_object_key
+from lamina.triggers.object_events import ObjectState, is_object_key
 from lamina.triggers.s3_errors import (
     BadDigest,
     BucketAlreadyOwnedByYou,
@@ -79,7 +79,9 @@ s3_objects = sa.Table(
 
 
 class Events(Protocol):
-    async def written(self, name: str, key: str, event_name: str, etag: str | None) -> None: ...
+    async def written(
+        self, name: str, key: str, event_name: str, state: ObjectState | None
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +383,8 @@ class ObjectStore:
         info = ObjectInfo(key, st.st_size, st.st_mtime_ns, etag, content_type, meta, headers)
         await self.db.run(self._write_meta, name, info)
         if self.events is not None:
-            await self.events.written(name, key, event_name, etag)
+            state = ObjectState(info.size, info.mtime_ns, etag)
+            await self.events.written(name, key, event_name, state)
         return info
 
     async def copy(

@@ -510,6 +510,10 @@ def test_aws_cli(aws_cli: Callable[..., Any], tmp_path: Path, s3: Any) -> None:
     (sync / "sub").mkdir(parents=True)
     (sync / "sub" / "1.txt").write_text("1")
     (sync / "2.txt").write_text("2")
+    for path in (sync / "sub" / "1.txt", sync / "2.txt"):
+        # Older than the upload by more than LastModified's whole seconds, so that the second
+        # sync finds nothing newer (as it would against S3).
+        os.utime(path, (path.stat().st_atime - 3600, path.stat().st_mtime - 3600))
     aws_cli("s3", "sync", str(sync), f"s3://{name}/sync/")
     assert "upload" not in aws_cli("s3", "sync", str(sync), f"s3://{name}/sync/").stdout
     aws_cli("s3", "sync", f"s3://{name}/sync/", str(tmp_path / "down"))
