@@ -19,6 +19,7 @@ import base64
 import binascii
 import datetime as dt
 import email.utils
+import errno
 import json
 import logging
 import re
@@ -33,10 +34,12 @@ from lamina.errors import LambdaError, ResourceNotFoundException
 from lamina.triggers.buckets import Bucket, Buckets
 from lamina.triggers.object_store import ObjectInfo, ObjectStore
 from lamina.triggers.s3_errors import (
+    AccessDenied,
     IncompleteBody,
     InvalidArgument,
     InvalidRange,
     InvalidRequest,
+    KeyTooLongError,
     MalformedXML,
     MethodNotAllowed,
     NoSuchBucket,
@@ -404,6 +407,10 @@ class S3Gateway:
         except LambdaError as error:  # from the bucket notifications' checks
             kind = NoSuchBucket if isinstance(error, ResourceNotFoundException) else InvalidArgument
             reply = error_reply(kind(error.message), call)
+        except OSError as exc:
+            # The bucket's folder said no (permissions, a full disk, a name too long).
+            log.warning("S3 request %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            reply = error_reply(_os_error(exc), call)
         except Exception:
             log.exception("S3 request %s %s failed", scope.get("method"), scope.get("path"))
             reply = error_reply(
@@ -791,6 +798,16 @@ class S3Gateway:
         _el(root, "Key", call.key)
         _el(root, "ETag", _etag(info))
         return _xml_reply(root)
+
+
+def _os_error(exc: OSError) -> S3Error:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return AccessDenied("Access Denied: the bucket's folder refused the operation.")
+    if exc.errno == errno.ENAMETOOLONG:
+        return KeyTooLongError("Your key is too long")
+    if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        return InvalidArgument("The key collides with a folder or file of the bucket's folder.")
+    return S3Error("We encountered an internal error. Please try again.")
 
 
 def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:

@@ -57,6 +57,7 @@ from lamina.triggers.s3_errors import (
 )
 
 MAX_KEY_BYTES = 1024
+MAX_NAME_BYTES = 255  # a file name on Linux file systems
 MAX_OBJECT_BYTES = 5 * 1024**3  # a single PUT, as on S3
 MIN_PART_BYTES = 5 * 1024**2  # every part of a multipart upload but the last, as on S3
 MAX_PART_NUMBER = 10_000
@@ -145,6 +146,12 @@ def check_key(key: str) -> None:
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise KeyTooLongError("Your key is too long", resource=key)
     parts = key.split("/")
+    if any(len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts):
+        raise KeyTooLongError(
+            f"Each '/'-separated part of a key is a file or folder name here: at most "
+            f"{MAX_NAME_BYTES} bytes.",
+            resource=key,
+        )
     if (
         not key
         or "\x00" in key

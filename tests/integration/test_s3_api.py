@@ -9,9 +9,11 @@ import hashlib
 import io
 import json
 import os
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -21,7 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-from tests.integration.conftest import client_for
+from tests.integration.conftest import client_for, make_zip
 from tests.integration.rawhttp import raw, raw_json
 
 SIGNED = {"Authorization": "AWS4-HMAC-SHA256 Credential=test/20261123/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"}  # fmt: skip
@@ -384,6 +386,79 @@ def test_notification_configuration(
     with pytest.raises(ClientError) as exc:
         s3.get_bucket_tagging(Bucket=bucket)
     assert code(exc) == (501, "NotImplemented")
+
+
+RECORDER = """
+import json, os
+import boto3
+
+s3 = boto3.client("s3")
+
+
+def handler(event, context):
+    for r in event["Records"]:
+        name = r["s3"]["object"]["sequencer"] + "-" + r["eventName"].replace(":", "-")
+        s3.put_object(Bucket=os.environ["LEDGER"], Key=name, Body=json.dumps(r).encode())
+"""
+
+
+def test_each_write_is_told_once(s3: Any, bucket: str, create_function: Callable[..., Any]) -> None:
+    """Concurrent writers through the API: one event per distinct key, and for one key
+    written by several at once, the last event describes the object that is there."""
+    ledger = f"l-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=ledger)
+    fn = create_function(
+        zip_bytes=make_zip({"rec.py": RECORDER}),
+        handler="rec.handler",
+        Timeout=30,
+        Environment={"Variables": {"LEDGER": ledger}},
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {
+                    "LambdaFunctionArn": fn["FunctionArn"],
+                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                }
+            ]
+        },
+    )
+    bodies = {f"k{i}": os.urandom(100) for i in range(8)}
+    same = [os.urandom(200 + i) for i in range(4)]
+    with ThreadPoolExecutor(6) as pool:
+        list(
+            pool.map(lambda kv: s3.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]), bodies.items())
+        )
+        list(pool.map(lambda b: s3.put_object(Bucket=bucket, Key="same", Body=b), same))
+    s3.delete_object(Bucket=bucket, Key="k0")
+    final = s3.get_object(Bucket=bucket, Key="same")["Body"].read()
+
+    def records() -> list[dict[str, Any]]:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=ledger).get("Contents", [])]
+        return [json.loads(s3.get_object(Bucket=ledger, Key=k)["Body"].read()) for k in keys]
+
+    deadline = time.monotonic() + 60
+    while len(records()) < 10 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.5)  # the watcher's own notice of each file comes after the settle time
+    got = records()
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(got, key=lambda r: r["s3"]["object"]["sequencer"]):
+        by_key.setdefault(r["s3"]["object"]["key"], []).append(r)
+    for key, body in bodies.items():
+        names = [r["eventName"] for r in by_key[key]]
+        expected = ["ObjectCreated:Put"] + (["ObjectRemoved:Delete"] if key == "k0" else [])
+        assert names == expected, key
+        assert by_key[key][0]["s3"]["object"]["eTag"] == hashlib.md5(body).hexdigest()
+    told = by_key["same"]
+    assert 1 <= len(told) <= 4
+    assert told[-1]["s3"]["object"]["eTag"] == hashlib.md5(final).hexdigest()
+    assert len({r["s3"]["object"]["eTag"] for r in told}) == len(told)  # no state told twice
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=ledger):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=ledger, Key=obj["Key"])
+    s3.delete_bucket(Bucket=ledger)
 
 
 def test_aws_chunked_bodies(s3: Any, bucket: str, endpoint: str) -> None:
