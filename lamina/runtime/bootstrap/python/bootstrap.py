@@ -35,7 +35,7 @@ class RuntimeClient:
         self.host = address
         self.sock = socket.create_connection((host, int(port)))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.rfile = self.sock.makefile("rb")
+        self._buf = bytearray()  # received, not yet parsed (a 202 and the next event come together)
         self._next_message = self._message("GET", _RUNTIME + "/invocation/next")
 
     def _message(self, method, path, body=b"", headers=()):
@@ -54,19 +54,31 @@ class RuntimeClient:
         return self._read()
 
     def _read(self):
-        status_line = self.rfile.readline()
-        if not status_line:
-            raise ConnectionError("Runtime API closed the connection")
-        status = int(status_line.split(None, 2)[1])
+        """One response: the head parsed in one pass (no line-by-line reads), then the body."""
+        buf = self._buf
+        recv = self.sock.recv
+        end = buf.find(b"\r\n\r\n")
+        while end < 0:
+            chunk = recv(65536)
+            if not chunk:
+                raise ConnectionError("Runtime API closed the connection")
+            buf += chunk
+            end = buf.find(b"\r\n\r\n", max(0, len(buf) - len(chunk) - 3))
+        lines = buf[:end].decode("latin-1").split("\r\n")
+        status = int(lines[0].split(None, 2)[1])
         fields = {}
-        while True:
-            line = self.rfile.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
             fields[name.strip().lower()] = value.strip()
-        length = int(fields.get("content-length", "0"))
-        payload = self.rfile.read(length) if length else b""
+        start = end + 4
+        stop = start + int(fields.get("content-length") or 0)
+        while len(buf) < stop:
+            chunk = recv(max(65536, stop - len(buf)))
+            if not chunk:
+                raise ConnectionError("Runtime API closed the connection")
+            buf += chunk
+        payload = bytes(buf[start:stop])
+        del buf[:stop]
         return status, fields, payload
 
     def next(self, sent=False):
@@ -148,15 +160,25 @@ class ClientContext:
 class LambdaContext:
     """The `context` argument, with awslambdaric's attributes and types."""
 
-    def __init__(self, request_id, deadline_ms, invoked_arn, client_context, identity, tenant_id):
+    # The environment's own values, the same for every invocation: read once when the runtime
+    # starts serving (after a snapshot start's fork has set them), not per invocation.
+    environment = {}
+
+    @classmethod
+    def read_environment(cls):
         env = os.environ
+        cls.environment = {
+            "function_name": env.get("AWS_LAMBDA_FUNCTION_NAME"),
+            "function_version": env.get("AWS_LAMBDA_FUNCTION_VERSION"),
+            "memory_limit_in_mb": env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+            "log_group_name": env.get("AWS_LAMBDA_LOG_GROUP_NAME"),
+            "log_stream_name": env.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+        }
+
+    def __init__(self, request_id, deadline_ms, invoked_arn, client_context, identity, tenant_id):
         self.aws_request_id = request_id
         self.invoked_function_arn = invoked_arn
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
-        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.__dict__.update(self.environment)
         self.identity = CognitoIdentity(identity or {})
         self.client_context = ClientContext(client_context) if client_context is not None else None
         self.tenant_id = tenant_id
@@ -328,6 +350,7 @@ def _json_default(value):
 
 def _serve(client, handler, ensure_ascii):
     global _current_request_id
+    LambdaContext.read_environment()
     dumps = json.dumps
     pipelined = False
     while True:
