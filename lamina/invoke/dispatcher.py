@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import logging
 import math
-import os
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -53,7 +53,8 @@ class InvokeResult:
 
 
 def new_trace_id() -> str:
-    rand = os.urandom(20).hex()  # one read of the random source for both ids
+    # Trace ids only need to be unique, not secret: no system call for them.
+    rand = f"{random.getrandbits(160):040x}"
     return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:]};Sampled=0"
 
 
@@ -116,7 +117,9 @@ class Dispatcher:
         request_id: str | None = None,
         stream: ResponseStream | None = None,
     ) -> InvokeResult:
-        record = self.registry.record(cfg.region, FunctionRef(cfg.name, None, None, None))
+        record = self.registry.find(cfg.region, cfg.name)
+        if record is None:  # deleted since it was resolved
+            record = self.registry.record(cfg.region, FunctionRef(cfg.name, None, None, None))
         try:
             lease = self.admission.acquire(
                 record.key,
@@ -144,9 +147,10 @@ class Dispatcher:
             ) from exc
         finally:
             self.admission.release(lease)
-        text = self._record_logs(cfg, invocation.request_id, outcome)
+        lines = self._record_logs(cfg, invocation.request_id, outcome)
         tail = None
         if log_tail:
+            text = "".join(f"{msg}\n" for _, msg in lines)
             tail = base64.b64encode(text.encode()[-LOG_TAIL_BYTES:]).decode()
         return InvokeResult(
             payload=outcome.payload,
@@ -203,11 +207,13 @@ class Dispatcher:
             self._specs[cache_key] = spec
         return spec
 
-    def _record_logs(self, cfg: FunctionConfig, request_id: str, outcome: Outcome) -> str:
+    def _record_logs(
+        self, cfg: FunctionConfig, request_id: str, outcome: Outcome
+    ) -> list[tuple[int, str]]:
         """Frame the invocation's output as Lambda does and store it.
 
-        Returns the invocation's own log text (what LogType=Tail shows the end of): the output of
-        the Init phase when this call ran it, then START, the function's output, END and REPORT.
+        Returns the invocation's own log events (what LogType=Tail shows the end of): the output
+        of the Init phase when this call ran it, then START, the function's output, END, REPORT.
         """
         now = int(time.time() * 1000)
         cold = outcome.init_duration_ms is not None
@@ -241,7 +247,7 @@ class Dispatcher:
             first = invocation[0][0]
             events = [(first, self._init_start_line(cfg)), *invocation]
         self.logs.append(cfg.region, cfg.effective_log_group, outcome.log_stream, events)
-        return "".join(f"{msg}\n" for _, msg in invocation)
+        return invocation
 
     @staticmethod
     def _init_start_line(cfg: FunctionConfig) -> str:

@@ -95,6 +95,7 @@ class _RuntimeProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
+        self.raw_headers: list[tuple[bytes, bytes]] = []
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.body_size = 0
@@ -132,6 +133,7 @@ class _RuntimeProtocol(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         self.url = b""
+        self.raw_headers = []
         self.headers = {}
         self.body = []
         self.body_size = 0
@@ -141,9 +143,14 @@ class _RuntimeProtocol(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.parser.get_method() == b"GET":  # `/next` and `/ping` read no header
+            return
+        self.headers = {
+            n.decode("latin-1").lower(): v.decode("latin-1") for n, v in self.raw_headers
+        }
         # curl (a shell bootstrap's usual client) asks before posting a large body, and waits
         # a second for an answer if none comes.
         if self.headers.get("expect", "").lower() == "100-continue":

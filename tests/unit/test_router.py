@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from lamina.api.http import Request, Response, Router, empty, parse_query
+import uuid
+
+from lamina.api.http import Request, Response, Router, empty, new_request_id, parse_query
 
 
 async def _handler(req: Request) -> Response:
@@ -62,3 +64,11 @@ def test_repeated_paths_match_alike_and_params_are_the_callers() -> None:
         assert isinstance(with_query, tuple) and with_query[0] is _other
         assert router.match("GET", "/f/a/invocations", {}) is False
         assert router.match("POST", "/g", {}) is None
+
+
+def test_request_ids_are_version_4_uuids() -> None:
+    ids = {new_request_id() for _ in range(200)}
+    assert len(ids) == 200
+    for rid in ids:
+        parsed = uuid.UUID(rid)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == rid
