@@ -234,6 +234,9 @@ class SourceContext:
     secrets: Secrets
     queues: Queues | None = None
     function_timeout_s: Callable[[MappingConfig], int] = lambda _m: 3
+    # how many instances the mapping's function may run at once (reserved concurrency, else the
+    # account's unreserved pool): a queue mapping's ceiling without MaximumConcurrency
+    function_concurrency: Callable[[MappingConfig], int] = lambda _m: 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +277,9 @@ class SourceKind:
     output_members: frozenset[str] = frozenset()
     describe: Callable[[MappingConfig], str] = lambda m: f'EventSource ("{m.event_source_arn}")'
     default_window_s: int = 0
+    # queue kinds: whether the poller scales the batches in flight with the backlog (SQS, as
+    # Lambda's SQS poller); otherwise it keeps MaximumConcurrency (or 5) workers throughout
+    scales: bool = False
 
 
 class SourceKinds:

@@ -82,7 +82,11 @@ class Mappings:
         self.db = db
         self.store = MappingStore(db)
         self.kinds = kinds
-        self.ctx = dataclasses.replace(ctx, function_timeout_s=self._function_timeout_s)
+        self.ctx = dataclasses.replace(
+            ctx,
+            function_timeout_s=self._function_timeout_s,
+            function_concurrency=self._function_concurrency,
+        )
         self.registry = registry
         self.dispatcher = dispatcher
         self.queues = queues
@@ -346,6 +350,17 @@ class Mappings:
         await self.async_worker.submit(
             cfg, ref.qualifier, json.dumps(record).encode(), request_id=str(uuidlib.uuid4())
         )
+
+    def _function_concurrency(self, mapping: MappingConfig) -> int:
+        """What the function may run at once: its reserved concurrency, else the region's
+        unreserved pool (a queue mapping without MaximumConcurrency scales up to this)."""
+        try:
+            record = self.registry.record(mapping.region, parse_function_ref(mapping.function_arn))
+        except (ResourceNotFoundException, InvalidParameterValueException):
+            return 1
+        if record.reserved_concurrency is not None:
+            return record.reserved_concurrency
+        return self.registry.unreserved_concurrency(mapping.region)
 
     def _function_timeout_s(self, mapping: MappingConfig) -> int:
         try:

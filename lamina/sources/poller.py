@@ -3,6 +3,12 @@ function with each batch, settles the records, and reports how it went (LastProc
 
 See base.py for the two ways a source is driven (queues, ordered streams). Here:
 - nothing is fetched while the function cannot be invoked (missing, not Active);
+- a queue mapping of a kind that `scales` (SQS) starts with DEFAULT_QUEUE_WORKERS batches in flight (fewer when its ceiling is
+  lower) and, while the source has a backlog, adds SCALE_STEP every SCALE_INTERVAL_S up to its
+  ceiling: ScalingConfig.MaximumConcurrency, else the function's concurrency (reserved, or the
+  unreserved pool). It does not grow while invocations are throttled. A worker whose long poll
+  comes back empty ends while there are more than the starting number (scale down). Other queue
+  kinds (RabbitMQ, whose prefetch window is sized for it) keep MaximumConcurrency or 5 workers;
 - a throttle (429) is retried with backoff, without counting as a failure; queue batches give
   up after THROTTLE_GIVE_UP_S (their records come back by the source's rules), ordered batches
   never do (the partition waits, as Lambda's does);
@@ -26,7 +32,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lamina.errors import (
@@ -53,7 +59,10 @@ from lamina.sources.filters import Filters, compile_filters
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_WORKERS = 5  # Lambda starts an SQS mapping with five pollers
+DEFAULT_QUEUE_WORKERS = 5  # Lambda starts an SQS mapping with five concurrent batches
+SCALE_INTERVAL_S = 1.0  # queue mappings: how often the number of batches in flight may grow
+SCALE_STEP = 5  # ... and by how many: 300 a minute, Lambda's rate of scaling up
+IDLE_FETCH_S = 0.5  # a worker waiting this long for records means there is no backlog
 THROTTLE_BASE_S = 0.1
 THROTTLE_MAX_S = 5.0
 THROTTLE_GIVE_UP_S = 30.0
@@ -111,6 +120,19 @@ def _first_unavailable(group: BaseExceptionGroup[BaseException]) -> SourceUnavai
     return None
 
 
+@dataclass(slots=True, eq=False)
+class _Lane:
+    """The workers of one queue source: how many there are, their bounds, and what the scaler
+    looks at (records fetched since its last look, workers waiting in a fetch since when)."""
+
+    source: Source
+    width: int
+    floor: int
+    ceiling: int
+    fed: bool = False
+    fetching: dict[asyncio.Task[Any] | None, float] = field(default_factory=dict)
+
+
 class _NotReady(Exception):
     """The function cannot be invoked now; the batch is given back."""
 
@@ -146,6 +168,10 @@ class Poller:
         self._stopping = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._busy: set[asyncio.Task[None] | None] = set()  # workers in the middle of a batch
+        self._group: asyncio.TaskGroup | None = None
+        self._lanes: list[_Lane] = []
+        self._throttles = 0  # invocations throttled so far (the scaler holds while they grow)
+        self.peak_width = 0  # the most queue batches that were allowed in flight at once
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -216,10 +242,19 @@ class Poller:
         if self.kind.ordered:
             workers = [self._ordered_worker(s) for s in self._sources]
         else:
-            count = self.config.max_concurrency or DEFAULT_QUEUE_WORKERS
-            workers = [self._queue_worker(s) for s in self._sources for _ in range(count)]
+            if self.kind.scales:
+                ceiling = self._queue_ceiling()
+                floor = min(DEFAULT_QUEUE_WORKERS, ceiling)
+            else:
+                floor = ceiling = self.config.max_concurrency or DEFAULT_QUEUE_WORKERS
+            self._lanes = [_Lane(s, floor, floor, ceiling) for s in self._sources]
+            self.peak_width = max(self.peak_width, self.queue_width())
+            workers = [self._queue_worker(lane) for lane in self._lanes for _ in range(floor)]
+            if self.kind.scales:
+                workers.append(self._scale_queues())
         try:
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 self._workers = [group.create_task(w) for w in workers]
         except BaseExceptionGroup as failed:
             # One worker's trouble ended them all; report the source's trouble if that was it.
@@ -269,6 +304,7 @@ class Poller:
                 break
             except TooManyRequestsException:
                 throttles += 1
+                self._throttles += 1
                 self.report(problem("Function call throttled."))
                 if give_up_s is not None and time.monotonic() - started >= give_up_s:
                     return list(records), None
@@ -292,14 +328,59 @@ class Poller:
 
     # -- queues ----------------------------------------------------------------------------------
 
-    async def _queue_worker(self, source: Source) -> None:
-        errors = 0
+    def queue_width(self) -> int:
+        """Queue batches allowed in flight now (the workers of every queue source)."""
+        return sum(lane.width for lane in self._lanes)
+
+    def _queue_ceiling(self) -> int:
+        """ScalingConfig.MaximumConcurrency, else what the function may run at once."""
+        if self.config.max_concurrency:
+            return self.config.max_concurrency
+        return max(1, self.ctx.function_concurrency(self.config))
+
+    async def _scale_queues(self) -> None:
+        """Scale up: every SCALE_INTERVAL_S, a lane whose workers found records and none of
+        which waits for any gets SCALE_STEP more, up to its ceiling, unless invocations were
+        throttled meanwhile (more batches would only be throttled too)."""
+        throttles = self._throttles
         while not self._draining:
+            await asyncio.sleep(SCALE_INTERVAL_S)
+            ceiling = self._queue_ceiling()
+            throttled, throttles = self._throttles != throttles, self._throttles
+            now = time.monotonic()
+            for lane in self._lanes:
+                lane.ceiling = ceiling
+                lane.floor = min(DEFAULT_QUEUE_WORKERS, ceiling)
+                waiting = any(now - t >= IDLE_FETCH_S for t in lane.fetching.values())
+                if lane.fed and not throttled and not waiting and lane.width < ceiling:
+                    more = min(SCALE_STEP, ceiling - lane.width)
+                    lane.width += more
+                    assert self._group is not None
+                    for _ in range(more):
+                        self._workers.append(self._group.create_task(self._queue_worker(lane)))
+                lane.fed = False
+            self.peak_width = max(self.peak_width, self.queue_width())
+
+    async def _queue_worker(self, lane: _Lane) -> None:
+        source = lane.source
+        errors = 0
+        me = asyncio.current_task()
+        while not self._draining:
+            if lane.width > lane.ceiling:
+                lane.width -= 1  # the ceiling was lowered (reserved concurrency)
+                return
             await self._wait_until_ready()
-            records = await self._fetch(source)
+            lane.fetching[me] = time.monotonic()
+            try:
+                records = await self._fetch(source)
+            finally:
+                lane.fetching.pop(me, None)
             if not records:
+                if lane.width > lane.floor:
+                    lane.width -= 1  # the source ran dry: scale down to the starting width
+                    return
                 continue
-            me = asyncio.current_task()
+            lane.fed = True
             self._busy.add(me)
             try:
                 failed_any = await self._queue_batch(source, records)

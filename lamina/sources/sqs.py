@@ -87,6 +87,7 @@ def sqs_kind() -> SourceKind:
             {"FilterCriteria", "ScalingConfig", "FunctionResponseTypes", "MetricsConfig"}
         ),
         describe=lambda m: f'SQS arn (" {m.event_source_arn} ")',
+        scales=True,
     )
 
 

@@ -528,6 +528,70 @@ def test_throttles_back_off_and_respect_reserved_concurrency(
     poll(lambda: queue_counts(sqs, url) == (0, 0), 30, "the queue to be empty")
 
 
+def spans_of(logs: Any, function: str) -> list[tuple[int, int]]:
+    """(start, end) in ms of every invocation of the function, from its START and END lines."""
+    starts: dict[str, int] = {}
+    ends: dict[str, int] = {}
+    kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{function}"}
+    while True:
+        try:
+            page = logs.filter_log_events(**kwargs)
+        except ClientError:
+            return []
+        for item in page["events"]:
+            words = item["message"].split()
+            if len(words) >= 3 and words[1] == "RequestId:" and words[0] in ("START", "END"):
+                (starts if words[0] == "START" else ends)[words[2]] = int(item["timestamp"])
+        if not page.get("nextToken"):
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    return [(starts[r], ends[r]) for r in starts if r in ends]
+
+
+def peak_overlap(spans: list[tuple[int, int]]) -> int:
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    peak = now = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def test_concurrency_scales_up_under_a_backlog_to_the_function_concurrency(
+    lambda_client: Any,
+    sqs: Any,
+    logs: Any,
+    create_function: CreateFunction,
+    queue: Callable[..., tuple[str, str]],
+    mappings: Callable[..., dict[str, Any]],
+) -> None:
+    """Lambda starts an SQS mapping with five concurrent batches and adds more while messages
+    are waiting, up to MaximumConcurrency or, without it, what the function may run at once (here
+    its reserved concurrency): invocations overlap more than five at a time, never more than 8."""
+    fn = batch_function(create_function, DELAY="0.5")
+    lambda_client.put_function_concurrency(
+        FunctionName=fn["FunctionName"], ReservedConcurrentExecutions=8
+    )
+    url, arn = queue(VisibilityTimeout="30")
+    for chunk in range(12):
+        sqs.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"{chunk}-{i}"} for i in range(10)]
+        )
+    mappings(
+        EventSourceArn=arn,
+        FunctionName=fn["FunctionName"],
+        BatchSize=1,
+    )
+    poll(lambda: queue_counts(sqs, url) == (0, 0), 120, "the backlog to be drained")
+    spans = poll(
+        lambda: (
+            len(spans_of(logs, fn["FunctionName"])) >= 120 and spans_of(logs, fn["FunctionName"])
+        )
+    )
+    peak = peak_overlap(spans)
+    assert 5 < peak <= 8, f"{peak} invocations at once"
+
+
 def test_a_disabled_mapping_does_not_poll(
     lambda_client: Any,
     sqs: Any,

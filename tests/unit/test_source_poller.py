@@ -51,6 +51,7 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
         "DESTINATION_BASE_S",
     ):
         monkeypatch.setattr(poller_module, name, 0.001)
+    monkeypatch.setattr(poller_module, "SCALE_INTERVAL_S", 0.02)
 
 
 class MemorySource:
@@ -438,3 +439,106 @@ async def test_a_graceful_stop_lets_the_batch_in_flight_finish() -> None:
     await poller.stop(grace_s=5)
     assert sorted(source.acked) == ["0", "1", "2"]
     assert source.released == []
+
+
+async def _scaling_run(
+    source: MemorySource, ceiling: int | None, *, function_concurrency: int = 1000
+) -> tuple[list[int], Poller]:
+    """Drain `source` with a function that takes 20 ms; the number of invocations in flight each
+    time one starts, and the poller (still running: the caller stops it). Every start also checks
+    that the invocations in flight never exceed the width the poller allows at that moment."""
+    in_flight = [0]
+    starts: list[int] = []
+    widths: list[int] = []
+    growing: list[int] = []
+
+    async def slow(_m: MappingConfig, payload: bytes) -> InvokeResult:
+        in_flight[0] += 1
+        starts.append(in_flight[0])
+        widths.append(poller.queue_width())
+        assert in_flight[0] <= widths[-1], "more batches in flight than the poller allows"
+        if source.cursor < len(source.records):  # no fetch has come back empty yet
+            growing.append(widths[-1])
+        try:
+            await asyncio.sleep(0.02)
+        finally:
+            in_flight[0] -= 1
+        return result()
+
+    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
+        return [source]
+
+    kind = SourceKind(
+        name="memory",
+        event_source="memory",
+        ordered=False,
+        default_batch_size=4,
+        max_batch_size=100,
+        claims=lambda _r: True,
+        open=open_sources,
+        scales=True,
+    )
+
+    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
+        pass
+
+    poller = Poller(
+        mapping(max_concurrency=ceiling, batch_size=2),
+        kind,
+        SourceContext(
+            account_id="0",
+            data_dir=Path("/nonexistent"),
+            checkpoints=None,  # type: ignore[arg-type]
+            secrets=None,  # type: ignore[arg-type]
+            function_concurrency=lambda _m: function_concurrency,
+        ),
+        invoke=slow,
+        ready=lambda _m: None,
+        send_failure=send_failure,
+        status=MappingStatus(),
+    )
+    poller.start()
+    deadline = time.monotonic() + 20
+    while len(source.acked) < len(source.records):
+        assert time.monotonic() < deadline, "the backlog was not drained"
+        await asyncio.sleep(0.005)
+    assert widths[0] == min(5, ceiling or function_concurrency), "did not start at five"
+    assert growing == sorted(growing), "the width shrank while the backlog lasted"
+    return starts, poller
+
+
+@sync
+async def test_queue_concurrency_grows_under_a_backlog_up_to_maximum_concurrency() -> None:
+    source = MemorySource(600)
+    starts, poller = await _scaling_run(source, 12)
+    try:
+        assert max(starts) == 12, f"did not scale up to MaximumConcurrency: {max(starts)}"
+        assert poller.peak_width == 12
+        # the source is dry: workers whose polls come back empty end, down to the first five
+        deadline = time.monotonic() + 10
+        while poller.queue_width() > 5:
+            assert time.monotonic() < deadline, f"did not scale down: {poller.queue_width()}"
+            await asyncio.sleep(0.01)
+        assert poller.queue_width() == 5
+    finally:
+        await poller.stop()
+    assert sorted(source.acked, key=int) == [str(i) for i in range(600)]
+    assert max(starts) <= 12
+
+
+@sync
+async def test_without_maximum_concurrency_the_function_concurrency_is_the_ceiling() -> None:
+    source = MemorySource(600)
+    starts, poller = await _scaling_run(source, None, function_concurrency=8)
+    await poller.stop()
+    assert max(starts) == 8
+    assert poller.peak_width == 8
+
+
+@sync
+async def test_a_maximum_concurrency_below_five_is_the_width_from_the_start() -> None:
+    source = MemorySource(100)
+    starts, poller = await _scaling_run(source, 2)
+    await poller.stop()
+    assert max(starts) == 2
+    assert poller.peak_width == 2
