@@ -317,6 +317,13 @@ class EnvironmentGroup:
             _write(d / "cpu.cfs_period_us", str(CFS_PERIOD_US))
             _write(d / "cpu.cfs_quota_us", str(quota))
 
+    def set_cpu_share(self, cpu: CpuShare) -> None:
+        """Change the group's CPU share and cap (a template, once its Init is done)."""
+        if "cpu" in self.layout.by_controller:
+            h = self.layout.by_controller["cpu"]
+            with contextlib.suppress(OSError):
+                self._set_cpu(self._dir(h), h.version, cpu)
+
     def procs_files(self) -> list[str]:
         """The files a new process writes its pid to (before it runs any function code)."""
         return [str(d / "cgroup.procs") for d in self.dirs.values()]

@@ -246,6 +246,14 @@ class LinuxProcess:
             self._signal_tree(signal.SIGCONT)
             self._stopped = False
 
+    def serve_forks(self) -> None:
+        """A template's Init is done: from now on it only forks environments (Lamina's code, no
+        function code runs in it), so it gets the CPU share of the whole host rather than its
+        function's; in a burst its forks would otherwise wait behind its own children."""
+        if self._group is not None:
+            cpus = os.cpu_count() or 1
+            self._group.set_cpu_share(cgroups.CpuShare(100 * cpus, 1024 * cpus, cpus))
+
     def _signal_tree(self, sig: int) -> None:
         for pid in _descendants(self._popen.pid):
             with contextlib.suppress(OSError):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import socket
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -276,3 +278,9 @@ def test_memory_limit_and_cpu_share_follow_memory_size(
     mb = 1024 * 1024
     assert {128 * mb, 1769 * mb} <= limits
     assert {74, 1024} <= shares or {7, 100} <= shares, shares
+    # A template whose Init is done only forks (no function code runs in it): it gets the whole
+    # host's share, so that in a burst its forks do not wait behind its own children.
+    with urllib.request.urlopen(f"{lamina.endpoint}/lamina/status?FunctionName={small}") as r:
+        if json.loads(r.read())["Functions"][0]["templates"]:
+            cpus = os.cpu_count() or 1
+            assert 1024 * cpus in shares or 100 * cpus in shares, shares
