@@ -158,9 +158,6 @@ class Template:
         if not doc.get("ready"):
             self.close()
             raise TemplateUnavailable(str(doc.get("refused")), permanent=True)
-        serve_forks = getattr(self._proc, "serve_forks", None)  # the Linux sandbox's
-        if callable(serve_forks):
-            serve_forks()
 
     def _read_output(self) -> None:
         chunks = []

@@ -246,14 +246,6 @@ class LinuxProcess:
             self._signal_tree(signal.SIGCONT)
             self._stopped = False
 
-    def serve_forks(self) -> None:
-        """A template's Init is done: from now on it only forks environments (Lamina's code, no
-        function code runs in it), so it gets the CPU share of the whole host rather than its
-        function's; in a burst its forks would otherwise wait behind its own children."""
-        if self._group is not None:
-            cpus = os.cpu_count() or 1
-            self._group.set_cpu_share(cgroups.CpuShare(100 * cpus, 1024 * cpus, cpus))
-
     def _signal_tree(self, sig: int) -> None:
         for pid in _descendants(self._popen.pid):
             with contextlib.suppress(OSError):
@@ -321,6 +313,18 @@ class GroupTree:
         if not self._oom and self._group is not None and not self._dead:
             self._oom = self._group.oom_kills() > 0
         return self._oom
+
+
+def _template_share(memory_mb: int) -> cgroups.CpuShare:
+    """A template's CPU: the whole host's share under contention, its own size's cap.
+
+    Its Init is done once per function version while every new environment of it waits, and
+    afterwards it only forks (Lamina's loop, no function code); with its function's share it lost
+    to the host's other work, and in a burst its forks waited behind its own children (their
+    groups together outweighed it about 20 to 1). The cap stays what its memory buys, so a heavy
+    Init cannot take more of the host than before."""
+    cpus = os.cpu_count() or 1
+    return cgroups.CpuShare(100 * cpus, 1024 * cpus, cgroups.cpu_for_memory(memory_mb).max_vcpus)
 
 
 def _close_quietly(fd: int) -> None:
@@ -419,6 +423,8 @@ class LinuxSandbox:
                 group = cgroups.EnvironmentGroup(
                     self.groups, f"env-{env_id}", memory_mb=spec.memory_mb
                 )
+                if spec.template:
+                    group.set_cpu_share(_template_share(spec.memory_mb))
             if self.host.launcher == "bwrap":
                 argv, env, cwd, fds = self._bwrap(spec, env_id, cleanups, detach)
             else:

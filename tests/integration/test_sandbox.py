@@ -278,8 +278,8 @@ def test_memory_limit_and_cpu_share_follow_memory_size(
     mb = 1024 * 1024
     assert {128 * mb, 1769 * mb} <= limits
     assert {74, 1024} <= shares or {7, 100} <= shares, shares
-    # A template whose Init is done only forks (no function code runs in it): it gets the whole
-    # host's share, so that in a burst its forks do not wait behind its own children.
+    # A template (Init once per version, then only forks) gets the whole host's share, so that
+    # its Init and, in a burst, its forks do not wait behind everything else.
     with urllib.request.urlopen(f"{lamina.endpoint}/lamina/status?FunctionName={small}") as r:
         if json.loads(r.read())["Functions"][0]["templates"]:
             cpus = os.cpu_count() or 1
