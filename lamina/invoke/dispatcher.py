@@ -147,11 +147,17 @@ class Dispatcher:
             ) from exc
         finally:
             self.admission.release(lease)
-        lines = self._record_logs(cfg, invocation.request_id, outcome)
         tail = None
         if log_tail:
+            lines = self._record_logs(cfg, invocation.request_id, outcome)
             text = "".join(f"{msg}\n" for _, msg in lines)
             tail = base64.b64encode(text.encode()[-LOG_TAIL_BYTES:]).decode()
+        else:
+            # Framed and stored once the caller's answer has gone out (the next loop turn, before
+            # any later request runs, so a caller reading its logs next still finds them).
+            asyncio.get_running_loop().call_soon(
+                self._record_logs, cfg, invocation.request_id, outcome
+            )
         return InvokeResult(
             payload=outcome.payload,
             content_type=outcome.content_type,
