@@ -153,7 +153,8 @@ class Environment:
         self._lines: list[tuple[int, str]] = []
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[None] = self._loop.create_future()
-        self._waiter: asyncio.Future[NextEvent] | None = None  # the runtime's pending /next
+        # Answers the runtime's pending /next (set while the runtime waits for its next event).
+        self._waiter: Callable[[NextEvent], None] | None = None
         self._queued: NextEvent | None = None  # an event ready before the runtime asked
         self._request_id: str | None = None
         self._answered = False  # the runtime's answer came, and its output was read then
@@ -347,9 +348,10 @@ class Environment:
         self._stream = inv.stream
         result = self._result = self._loop.create_future()
         started = time.perf_counter()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(event)
+        waiter = self._waiter
+        if waiter is not None:
             self._waiter = None
+            waiter(event)  # written to the runtime now
         else:
             self._queued = event
         # The deadline: one timer, cheaper than an asyncio.timeout scope around the wait.
@@ -432,7 +434,6 @@ class Environment:
             or self._frozen
             or self._freeze_timer is not None
             or self._waiter is None
-            or self._waiter.done()
             or self._proc is None
         ):
             return
@@ -443,13 +444,7 @@ class Environment:
 
     def _freeze_due(self) -> None:
         self._freeze_timer = None
-        if (
-            self.state != "ready"
-            or self._frozen
-            or self._proc is None
-            or self._waiter is None
-            or self._waiter.done()
-        ):
+        if self.state != "ready" or self._frozen or self._proc is None or self._waiter is None:
             return  # busy, dead or not yet waiting: the end of the next invocation re-arms
         idle_s = time.monotonic() - self.last_used
         if idle_s + 0.001 < self.freeze_delay_s:  # used since the timer was armed
@@ -474,8 +469,7 @@ class Environment:
 
     # -- RuntimeAPIHandler -----------------------------------------------------------------------
 
-    def next_invocation(self) -> asyncio.Future[NextEvent]:
-        fut: asyncio.Future[NextEvent] = self._loop.create_future()
+    def next_invocation(self, deliver: Callable[[NextEvent], None]) -> None:
         if not self._ready.done():
             self.init_duration_ms = (time.perf_counter() - self._started_at) * 1000
             log.debug("environment %s ready after %.2f ms", self.id, self.init_duration_ms)
@@ -483,12 +477,11 @@ class Environment:
                 self.state = "ready"
             self._ready.set_result(None)
         if self._queued is not None:
-            fut.set_result(self._queued)
-            self._queued = None
+            event, self._queued = self._queued, None
+            deliver(event)
         else:
-            self._waiter = fut
+            self._waiter = deliver
             self._park()
-        return fut
 
     def event_delivered(self) -> None:
         """The runtime's `/next` has been answered with the current event."""
@@ -692,8 +685,7 @@ class Environment:
                 )
             )
             self._ready.exception()  # retrieved: nobody may be waiting
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()
+        self._waiter = None  # the runtime's connection is closed with the listener
         if self.on_dead is not None:
             self.on_dead(self)
 

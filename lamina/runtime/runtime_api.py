@@ -34,7 +34,10 @@ class NextEvent:
 
 
 class RuntimeAPIHandler(Protocol):
-    def next_invocation(self) -> asyncio.Future[NextEvent]: ...
+    def next_invocation(self, deliver: Callable[[NextEvent], None]) -> None:
+        """The runtime waits for its next event: `deliver` answers it (now, or later)."""
+        ...
+
     def event_delivered(self) -> None: ...
     def invocation_response(self, request_id: str, body: bytes, headers: dict[str, str]) -> int: ...
     def invocation_error(self, request_id: str, body: bytes, headers: dict[str, str]) -> int: ...
@@ -99,7 +102,7 @@ class _RuntimeProtocol(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.body_size = 0
-        self.pending: asyncio.Future[NextEvent] | None = None
+        self.waiting = False  # a `GET /next` is not answered yet
         # The `202` for a response post, held back while a pipelined `GET /next` follows it:
         # it goes out in one write with the next event (or at the end of this read otherwise).
         self.held = b""
@@ -122,7 +125,7 @@ class _RuntimeProtocol(asyncio.Protocol):
             self._send(400, _error_body("InvalidRequest", "Malformed HTTP request"))
             self.close()
             return
-        if self.held and self.pending is None:
+        if self.held and not self.waiting:
             # No `GET /next` came with the post (a runtime that does not pipeline): answer now.
             self._write(b"")
 
@@ -175,8 +178,8 @@ class _RuntimeProtocol(asyncio.Protocol):
         path = self.url.split(b"?", 1)[0]
         handler = self.server.handler
         if method == b"GET" and path == b"/2018-06-01/runtime/invocation/next":
-            self.pending = handler.next_invocation()
-            self.pending.add_done_callback(self._deliver)
+            self.waiting = True
+            handler.next_invocation(self._deliver)
             return
         if method == b"POST":
             m = _INVOCATION_RE.match(path)
@@ -225,15 +228,11 @@ class _RuntimeProtocol(asyncio.Protocol):
                 403, _error_body("InvalidStateTransition", "State transition is not allowed")
             )
 
-    def _deliver(self, fut: asyncio.Future[NextEvent]) -> None:
-        self.pending = None
-        if fut.cancelled() or self.transport is None:
+    def _deliver(self, event: NextEvent) -> None:
+        """Answer the pending `/next` with an event, at once (no loop turn in between)."""
+        self.waiting = False
+        if self.transport is None or self.transport.is_closing():
             return
-        exc = fut.exception()
-        if exc is not None:
-            self._send(500, _error_body("Runtime.Unavailable", str(exc)))
-            return
-        event = fut.result()
         head = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"]
         for name, value in event.headers:
             head.append(f"{name}: {value}\r\n".encode("latin-1"))
