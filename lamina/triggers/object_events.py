@@ -344,26 +344,25 @@ class BucketWatcher:
         return found
 
     async def written(self, key: str, event_name: str, wrote: ObjectState | None) -> int:
-        """Record the S3 API's complete write (or removal) of `key` at once."""
+        """Record the S3 API's complete write (`wrote`) or removal (None) of `key` at once,
+        unless the file changed again meanwhile: that later change is told by its own writer
+        (another S3 request) or by the watcher (any other writer), never mislabelled."""
         async with self.lock:
             try:
                 st = await asyncio.to_thread((self.root / key).stat)
+                now: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
             except OSError:
-                if key not in self.known:
+                now = None
+            old = self.known.get(key)
+            if wrote is None:
+                if now is not None or old is None:
                     return 0
                 return await self._record([("ObjectRemoved:Delete", key, None)], silent=False)
-            old = self.known.get(key)
-            if old is not None and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            if now != (wrote.size, wrote.mtime_ns):
                 return 0
-            if wrote is not None and (wrote.size, wrote.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                state = wrote
-            else:
-                # Replaced again meanwhile (another writer): describe what is there now.
-                etag = await asyncio.to_thread(_md5, self.root / key)
-                if etag is None:
-                    return 0
-                state = ObjectState(st.st_size, st.st_mtime_ns, etag)
-            return await self._record([(event_name, key, state)], silent=False)
+            if old is not None and (old.size, old.mtime_ns) == now:
+                return 0
+            return await self._record([(event_name, key, wrote)], silent=False)
 
     async def reconcile(self, keys: list[str], *, silent: bool = False) -> int:
         """Compare the files at `keys` with what was last told; record and send the changes."""

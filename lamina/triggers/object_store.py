@@ -383,8 +383,11 @@ class ObjectStore:
                     "At least one of the pre-conditions you specified did not hold",
                     resource=key,
                 )
+            # The state of what this request wrote: taken before the rename (which keeps size
+            # and mtime), since another writer may replace the file right after it.
+            st = tmp.stat()
             os.replace(tmp, path)
-            return path.stat()
+            return st
 
         st = await asyncio.to_thread(rename)
         info = ObjectInfo(key, st.st_size, st.st_mtime_ns, etag, content_type, meta, headers)
