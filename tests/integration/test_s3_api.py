@@ -9,6 +9,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 import zlib
@@ -607,8 +609,24 @@ def test_aws_cli(aws_cli: Callable[..., Any], tmp_path: Path, s3: Any) -> None:
     assert f"remove_bucket: {name}" in aws_cli("s3", "rb", f"s3://{name}").stdout
 
 
-def test_localhost_endpoint(endpoint: str) -> None:
-    """boto3 with http://localhost:PORT uses path style (bucket.localhost is not resolved)."""
+def test_localhost_endpoint(endpoint: str, tmp_path: Path) -> None:
+    """boto3 and the CLI with http://localhost:PORT use path style (bucket.localhost is not
+    resolved)."""
+    name = f"lhc-{uuid.uuid4().hex[:12]}"
+    aws = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", endpoint.replace("127.0.0.1", "localhost")]  # fmt: skip
+    env = {**os.environ, "AWS_PAGER": "", "AWS_DEFAULT_REGION": "us-east-1"}
+    (tmp_path / "f.txt").write_text("via localhost")
+    for args in (
+        ["s3", "mb", f"s3://{name}"],
+        ["s3", "cp", str(tmp_path / "f.txt"), f"s3://{name}/f.txt"],
+        ["s3", "cp", f"s3://{name}/f.txt", str(tmp_path / "back.txt")],
+        ["s3", "rm", f"s3://{name}/f.txt"],
+        ["s3", "rb", f"s3://{name}"],
+    ):
+        proc = subprocess.run([*aws, *args], capture_output=True, text=True, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "back.txt").read_text() == "via localhost"
+
     local = client_for(endpoint.replace("127.0.0.1", "localhost"), "s3", s3={"addressing_style": "auto"})  # fmt: skip
     name = f"lh-{uuid.uuid4().hex[:12]}"
     local.create_bucket(Bucket=name)

@@ -8,6 +8,7 @@ import pytest
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
 from lamina.api.s3 import ChunkedDecoder, _range, is_s3_request
+from lamina.triggers.buckets import valid_bucket_name
 from lamina.triggers.object_store import check_key
 from lamina.triggers.s3_errors import IncompleteBody, InvalidArgument, InvalidRange, S3Error
 
@@ -105,3 +106,24 @@ def test_keys_refused(key: str) -> None:
         check_key(key)
     assert isinstance(exc.value, InvalidArgument) or exc.value.code == "KeyTooLongError"
     assert exc.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("abc", True),
+        ("my-bucket.2026", True),
+        ("a" * 63, True),
+        ("ab", False),
+        ("a" * 64, False),
+        ("Upper", False),
+        ("under_score", False),
+        ("-start", False),
+        ("end-", False),
+        ("two..dots", False),
+        ("dot.-dash", False),
+        ("192.168.1.1", False),
+    ],
+)
+def test_bucket_names(name: str, valid: bool) -> None:
+    assert valid_bucket_name(name) is valid
