@@ -215,3 +215,15 @@ def test_csv_in_a_bucket_is_read_through_s3_inside_the_default_sandbox(
     }
     listed = s3.list_objects_v2(Bucket="incoming")
     assert [o["Key"] for o in listed["Contents"]] == ["cli/more orders.csv", "orders.csv"]
+
+    # After a restart nothing is told again (what the API wrote was recorded as told), and
+    # what S3 keeps beside the bytes is still there.
+    told = events()
+    server.stop()
+    server.start(timeout_s=60)
+    s3 = client_for(server.endpoint, "s3")
+    time.sleep(2.5)
+    assert events() == told
+    assert s3.head_object(Bucket="results", Key="orders.csv.json")["ContentType"] == (
+        "application/json"
+    )
