@@ -80,10 +80,8 @@ def test_a_packaged_boto3_wins(lambda_client: Any, create_function: CreateFuncti
 def test_lamina_itself_is_not_importable(
     lambda_client: Any, create_function: CreateFunction
 ) -> None:
-    """Only the SDK's own modules are offered, not the rest of Lamina's install."""
-    runtimes = [r for r in SDK_RUNTIMES if r != PYTHON_RUNTIME]
-    if not runtimes:
-        pytest.skip("only Lamina's own Python here: its environment is the function's")
+    """Only the SDK's own modules are offered, not the rest of Lamina's install (not even with
+    the interpreter Lamina runs on: runtimes start without `site`)."""
     code = make_zip(
         {
             "app.py": (
@@ -96,9 +94,20 @@ def test_lamina_itself_is_not_importable(
             )
         }
     )
-    name = create_function(zip_bytes=code, handler="app.handler", runtime=runtimes[0])[
-        "FunctionName"
-    ]
+    for runtime in {PYTHON_RUNTIME, *SDK_RUNTIMES[:1]}:
+        name = create_function(zip_bytes=code, handler="app.handler", runtime=runtime)[
+            "FunctionName"
+        ]
+        resp, body = invoke_json(lambda_client, name, {})
+        assert "FunctionError" not in resp, body
+        assert "sqlalchemy" in json.dumps(body) and body != "imported", runtime
+
+
+def test_exit_and_quit_are_builtins_as_with_site(
+    lambda_client: Any, create_function: CreateFunction
+) -> None:
+    code = make_zip({"app.py": "def handler(event, context):\n    exit(3)\n"})
+    name = create_function(zip_bytes=code, handler="app.handler")["FunctionName"]
     resp, body = invoke_json(lambda_client, name, {})
-    assert "FunctionError" not in resp, body
-    assert "sqlalchemy" in json.dumps(body) and body != "imported"
+    assert resp["FunctionError"] == "Unhandled", body
+    assert "exit status 3" in body["errorMessage"], body

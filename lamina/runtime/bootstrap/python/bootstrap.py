@@ -430,12 +430,24 @@ def _flush():
         pass
 
 
+def _site_builtins():
+    """exit() and quit(), which `site` would have defined (the runtime starts with -S)."""
+    import builtins
+
+    if not hasattr(builtins, "exit"):
+        import _sitebuiltins
+
+        builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
+        builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
+
+
 def main():
     handler_name = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("_HANDLER", "")
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)
     _setup_path(task_root, sys.argv[2] if len(sys.argv) > 2 else "")
+    _site_builtins()
     template_fd = os.environ.get("_LAMINA_TEMPLATE_FD")
     started = time.perf_counter()
     # A template (snapshot starts, _lamina_fork.py) has no Runtime API: its forks connect.
