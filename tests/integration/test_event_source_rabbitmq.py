@@ -413,12 +413,14 @@ def test_a_broker_restart_mid_stream_loses_nothing(
     poll(lambda: len(ids_seen(logs, fn["FunctionName"])) >= 20, what="processing to be under way")
 
     problems: list[str] = []
+    states: set[str] = set()
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
             with contextlib.suppress(ClientError):
                 got = lambda_client.get_event_source_mapping(UUID=made["UUID"])
+                states.add(got["State"])
                 if got["LastProcessingResult"].startswith("PROBLEM"):
                     problems.append(got["LastProcessingResult"])
             time.sleep(0.2)
@@ -441,6 +443,7 @@ def test_a_broker_restart_mid_stream_loses_nothing(
     watcher.join(5)
     assert problems, "the outage was not reported in LastProcessingResult"
     assert any("Connection error" in p for p in problems), problems
+    assert states == {"Enabled"}, f"the mapping left Enabled during the outage: {states}"
     poll(
         lambda: (
             lambda_client.get_event_source_mapping(UUID=made["UUID"])["LastProcessingResult"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,33 @@ def test_redis_restarted_mid_stream_loses_nothing(endpoint: str, tmp_path: Path)
         broker.produce(items(range(30, 50)))
         app.seen.until(lambda _b: highest_processed(app.seen) >= 49)
         assert_in_order_without_gaps(app.seen.batches, range(50))
+        wait_for(lambda: app.last_result() == "OK", 30, "the mapping to recover")
+        app.remove()
+    finally:
+        private.stop()
+
+
+def test_a_redis_down_from_the_start_is_retried_until_it_is_up(
+    endpoint: str, tmp_path: Path
+) -> None:
+    """A mapping created while its broker is down stays Enabled, says so, keeps trying (with
+    backoff) and, once the broker is up, starts at its starting position and processes all."""
+    redis = pytest.importorskip("redis")
+    private = PrivateRedis(tmp_path)  # on a free port, not started yet
+    try:
+        broker = RedisBroker(redis.Redis.from_url(private.url), private.url)
+        app = Deployment(endpoint, broker)
+        wait_for(lambda: app.last_result() == CONNECTION_PROBLEM, 60, "the outage to be reported")
+        time.sleep(4)  # several attempts, backing off
+        got = app.lam.get_event_source_mapping(UUID=app.uuid)
+        assert got["State"] == "Enabled"
+        assert got["LastProcessingResult"] == CONNECTION_PROBLEM
+        assert app.lam.list_functions()["Functions"] is not None  # the server still serves
+        private.start()
+        app.wait_connected()
+        broker.produce(items(range(10)))
+        app.seen.until(lambda _b: highest_processed(app.seen) >= 9)
+        assert_in_order_without_gaps(app.seen.batches, range(10))
         wait_for(lambda: app.last_result() == "OK", 30, "the mapping to recover")
         app.remove()
     finally:

@@ -485,3 +485,62 @@ def test_a_missing_on_failure_queue_holds_the_shard_until_it_exists(
     finally:
         with contextlib.suppress(ClientError):
             sqs.delete_queue(QueueUrl=url)
+
+
+def test_a_missing_on_failure_function_holds_the_shard_until_it_exists(
+    lambda_client: Any,
+    sqs: Any,
+    queue: Any,
+    create_function: CreateFunction,
+    mappings: list[str],
+) -> None:
+    """The same for a function as destination (Lamina's extension), on Redis: nothing moves on
+    while the function does not exist; once it is created it gets the record, then the rest."""
+    broker = RedisBroker(redis_or_skip())
+    try:
+        seen_url, _ = queue()
+        failure_url, _ = queue()
+        function = recorder(create_function, seen_url, mode="raise")
+        name = f"late-{uuid.uuid4().hex[:10]}"
+        destination = f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+        mapping = start_mapping(
+            lambda_client,
+            broker,
+            function,
+            mappings,
+            BatchSize=2,
+            MaximumRetryAttempts=0,
+            DestinationConfig={"OnFailure": {"Destination": destination}},
+        )
+        broker.produce(items(range(2), poison={0}))
+        wait_for(
+            lambda: (
+                "could not be sent"
+                in str(
+                    lambda_client.get_event_source_mapping(UUID=mapping["UUID"])[
+                        "LastProcessingResult"
+                    ]
+                )
+            ),
+            60,
+            "the mapping to report the destination",
+        )
+        broker.produce(items(range(2, 4)))
+        seen = Seen(sqs, seen_url)
+        time.sleep(2)
+        seen.drain()
+        assert seen.processed() == [], "records after the batch were processed first"
+        create_function(
+            zip_bytes=function_zip("stream_shape"),
+            name=name,
+            handler="stream_shape.handler",
+            Environment={"Variables": {"SEEN_QUEUE_URL": failure_url}},
+        )
+        failures = Seen(sqs, failure_url)
+        failures.until(lambda b: len(b) >= 1, 60)
+        record = failures.batches[0]["event"]
+        assert record["KinesisBatchInfo"]["batchSize"] == 2
+        seen.until(lambda b: 3 in [n for x in b if not x["failed"] for n in x["ns"]], 60)
+        assert seen.processed() == [2, 3]
+    finally:
+        broker.close()
