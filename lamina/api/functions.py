@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from lamina.errors import (
     ResourceNotFoundException,
     ValidationException,
 )
+from lamina.triggers.s3_errors import S3Error
 
 # Members Lamina stores and echoes without acting on them.
 _STORED_ONLY = (
@@ -38,14 +40,42 @@ _STORED_ONLY = (
 )
 
 
-def _zip_bytes(code: Any) -> bytes:
+# Reads (bucket, key) from Lamina's own S3 API (triggers/object_store.py), for S3 code locations.
+ObjectReader = Callable[[str, str, int], Awaitable[bytes]]
+# The largest package Lamina reads from a bucket: Lambda's unzipped limit bounds the zip too.
+MAX_S3_PACKAGE_BYTES = 262_144_000
+
+
+async def read_s3_location(
+    objects: ObjectReader | None, bucket: Any, key: Any, member: str
+) -> bytes:
+    """A zip named by `S3Bucket`/`S3Key`, read from Lamina's buckets; Lambda's error wording."""
+    if objects is None:
+        raise InvalidParameterValueException(
+            f"Lamina accepts {member}.ZipFile only here (no S3 API)."
+        )
+    if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+        raise InvalidParameterValueException(f"{member}.S3Bucket and {member}.S3Key are required.")
+    try:
+        return await objects(bucket, key, MAX_S3_PACKAGE_BYTES)
+    except S3Error as exc:
+        raise InvalidParameterValueException(
+            f"Error occurred while GetObject. S3 Error Code: {exc.code}. S3 Error Message: "
+            f"{exc.message}"
+        ) from exc
+
+
+async def _zip_bytes(code: Any, objects: ObjectReader | None) -> bytes:
     if not isinstance(code, dict):
         raise InvalidParameterValueException("Code must be an object with ZipFile.")
     if "ZipFile" not in code:
-        if "S3Bucket" in code or "ImageUri" in code:
+        if "ImageUri" in code:
             raise InvalidParameterValueException(
-                "Lamina accepts deployment packages as Code.ZipFile only (S3 and images are not supported)."
+                "Lamina accepts deployment packages as Code.ZipFile or Code.S3Bucket/S3Key only "
+                "(images are not supported)."
             )
+        if "S3Bucket" in code or "S3Key" in code:
+            return await read_s3_location(objects, code.get("S3Bucket"), code.get("S3Key"), "Code")
         raise InvalidParameterValueException("Please provide a source for function code.")
     try:
         return base64.b64decode(code["ZipFile"], validate=True)
@@ -127,9 +157,12 @@ def list_entry(cfg: FunctionConfig, *, qualified: bool = False) -> dict[str, Any
 
 
 class FunctionsAPI:
-    def __init__(self, registry: Registry, code: CodeStore) -> None:
+    def __init__(
+        self, registry: Registry, code: CodeStore, objects: ObjectReader | None = None
+    ) -> None:
         self.registry = registry
         self.code = code
+        self.objects = objects
 
     def mount(self, router: Router) -> None:
         base = "/2015-03-31/functions"
@@ -143,13 +176,14 @@ class FunctionsAPI:
         router.add("DELETE", base + "/{name}", self.delete)
         router.add("GET", "/_lamina/code/{sha}.zip", self.download)
 
-    def _code_source(self, code: Any) -> bytes | CodeRef:
-        """A zip, or a hot-reloaded folder (LocalStack's `hot-reload` bucket convention)."""
+    async def _code_source(self, code: Any) -> bytes | CodeRef:
+        """A zip (given, or in one of Lamina's buckets), or a hot-reloaded folder (LocalStack's
+        `hot-reload` bucket convention)."""
         if isinstance(code, dict) and code.get("S3Bucket") == hot_reload.BUCKET:
             return hot_reload.local_code(
                 code.get("S3Key"), enabled=self.registry.hot_reload, data_dir=self.code.root.parent
             )
-        return _zip_bytes(code)
+        return await _zip_bytes(code, self.objects)
 
     async def create(self, req: Request) -> Response:
         body = req.json()
@@ -177,7 +211,7 @@ class FunctionsAPI:
         tags = validation.tags(body.get("Tags"))
         if tags:
             fields.setdefault("extra", {})["Tags"] = tags
-        zip_bytes = self._code_source(body.get("Code"))
+        zip_bytes = await self._code_source(body.get("Code"))
         publish = _flag(body, "Publish")
         cfg = await self.registry.create(req.region, fields, zip_bytes, publish=publish)
         return json_response(function_configuration(cfg), 201)
@@ -218,7 +252,7 @@ class FunctionsAPI:
         ref = parse_function_ref(req.params["name"], allow_qualifier=False)
         body = req.json()
         self.registry.record(req.region, ref)  # a missing function is a 404 whatever the zip
-        zip_bytes = self._code_source(
+        zip_bytes = await self._code_source(
             {k: v for k, v in body.items() if k in ("ZipFile", "S3Bucket", "S3Key", "ImageUri")}
         )
         archs = validation.architectures(body["Architectures"]) if "Architectures" in body else None

@@ -7,6 +7,7 @@ import base64
 import binascii
 from typing import Any
 
+from lamina.api.functions import ObjectReader, read_s3_location
 from lamina.api.http import Request, Response, Router, empty, json_response
 from lamina.control.layers import Layers
 from lamina.control.layers_store import LayerVersion
@@ -17,8 +18,9 @@ BASE = "/2018-10-31/layers"
 
 
 class LayersAPI:
-    def __init__(self, layers: Layers) -> None:
+    def __init__(self, layers: Layers, objects: ObjectReader | None = None) -> None:
         self.layers = layers
+        self.objects = objects
 
     def mount(self, router: Router) -> None:
         router.add("GET", BASE, self.get_by_arn, query={"find": "LayerVersion"})
@@ -91,7 +93,7 @@ class LayersAPI:
         if errors:
             count = "1 validation error" if len(errors) == 1 else f"{len(errors)} validation errors"
             raise ValidationException(f"{count} detected: {'; '.join(errors)}")
-        zip_bytes = _content_bytes(body.get("Content"))
+        zip_bytes = await _content_bytes(body.get("Content"), self.objects)
         version = await self.layers.publish(req.region, name, zip_bytes, **fields)
         return json_response(layer_version(version, req.host), 201)
 
@@ -211,7 +213,7 @@ def _number(raw: str) -> int:
         raise InvalidParameterValueException(f"Invalid layer version number: {raw}") from exc
 
 
-def _content_bytes(content: Any) -> bytes:
+async def _content_bytes(content: Any, objects: ObjectReader | None) -> bytes:
     if not isinstance(content, dict):
         raise ValidationException(
             "1 validation error detected: Value null at 'content' failed to satisfy constraint: "
@@ -219,8 +221,8 @@ def _content_bytes(content: Any) -> bytes:
         )
     if "ZipFile" not in content:
         if "S3Bucket" in content or "S3Key" in content:
-            raise InvalidParameterValueException(
-                "Lamina accepts layer archives as Content.ZipFile only (S3 is not supported)."
+            return await read_s3_location(
+                objects, content.get("S3Bucket"), content.get("S3Key"), "Content"
             )
         raise InvalidParameterValueException("Please provide a source for layer content.")
     try:

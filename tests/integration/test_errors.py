@@ -139,7 +139,10 @@ BAD_CREATE = {
     "architecture": ({"Architectures": ["sparc"]}, "architectures"),
     "description": ({"Description": "d" * 257}, "description"),
     "image package": ({"PackageType": "Image"}, "Zip"),
-    "code from S3": ({"Code": {"S3Bucket": "bucket", "S3Key": "k"}}, "ZipFile"),
+    "code from a missing bucket": (
+        {"Code": {"S3Bucket": "no-such-bucket", "S3Key": "k"}},
+        "NoSuchBucket",
+    ),
     "no code": ({"Code": {}}, "code"),
     "not a zip": ({"Code": {"ZipFile": b"this is not a zip file"}}, "Could not unzip"),
     "empty zip bytes": ({"Code": {"ZipFile": b""}}, "unzip"),

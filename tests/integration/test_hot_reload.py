@@ -115,7 +115,7 @@ def test_bad_folders_are_refused(lambda_client: Any, folder: Path, lamina: Any) 
     with pytest.raises(exc, match="Lamina's own data"):
         create(str(lamina.data_dir))
     with pytest.raises(exc, match="S3"):
-        create_other = lambda_client.create_function  # another bucket is still refused
+        create_other = lambda_client.create_function  # another bucket is read through S3: none here
         create_other(
             FunctionName="hot-bad-s3",
             Runtime=PYTHON_RUNTIME,

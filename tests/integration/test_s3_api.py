@@ -25,7 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-from tests.integration.conftest import client_for, make_zip
+from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, invoke_json, make_zip
 from tests.integration.rawhttp import raw, raw_json
 
 SIGNED = {"Authorization": "AWS4-HMAC-SHA256 Credential=test/20261123/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"}  # fmt: skip
@@ -634,3 +634,52 @@ def test_localhost_endpoint(endpoint: str, tmp_path: Path) -> None:
     assert local.get_object(Bucket=name, Key="k")["Body"].read() == b"v"
     local.delete_object(Bucket=name, Key="k")
     local.delete_bucket(Bucket=name)
+
+
+def test_function_code_and_layers_from_a_bucket(
+    s3: Any, bucket: str, lambda_client: Any, aws_cli: Callable[..., Any], unique_name: str
+) -> None:
+    """Code.S3Bucket/S3Key (CreateFunction, UpdateFunctionCode) and Content.S3Bucket/S3Key
+    (PublishLayerVersion) read zips from Lamina's own buckets."""
+    s3.put_object(Bucket=bucket, Key="pkg/v1.zip", Body=make_zip({"app.py": APP.format(1)}))
+    s3.put_object(Bucket=bucket, Key="pkg/v2.zip", Body=make_zip({"app.py": APP.format(2)}))
+    s3.put_object(Bucket=bucket, Key="layer.zip", Body=make_zip({"python/shared.py": "X = 7\n"}))
+    layer = lambda_client.publish_layer_version(
+        LayerName=unique_name, Content={"S3Bucket": bucket, "S3Key": "layer.zip"}
+    )
+    lambda_client.create_function(
+        FunctionName=unique_name,
+        Runtime=PYTHON_RUNTIME,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"S3Bucket": bucket, "S3Key": "pkg/v1.zip"},
+        Layers=[layer["LayerVersionArn"]],
+    )
+    try:
+        lambda_client.get_waiter("function_active_v2").wait(FunctionName=unique_name)
+        _, out = invoke_json(lambda_client, unique_name)
+        assert out == {"version": 1, "layer": 7}
+        aws_cli(
+            "lambda", "update-function-code", "--function-name", unique_name,
+            "--s3-bucket", bucket, "--s3-key", "pkg/v2.zip",
+        )  # fmt: skip
+        lambda_client.get_waiter("function_updated_v2").wait(FunctionName=unique_name)
+        _, out = invoke_json(lambda_client, unique_name)
+        assert out == {"version": 2, "layer": 7}
+        with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as exc:
+            lambda_client.update_function_code(
+                FunctionName=unique_name, S3Bucket=bucket, S3Key="pkg/missing.zip"
+            )
+        assert "S3 Error Code: NoSuchKey" in str(exc.value)
+    finally:
+        lambda_client.delete_function(FunctionName=unique_name)
+        lambda_client.delete_layer_version(LayerName=unique_name, VersionNumber=layer["Version"])
+
+
+APP = """
+import shared
+
+
+def handler(event, context):
+    return {{"version": {0}, "layer": shared.X}}
+"""
