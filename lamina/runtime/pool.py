@@ -485,9 +485,17 @@ class Pool:
         task.add_done_callback(lambda _t: self._sparing.pop(spec.key, None))
 
     async def _make_spare(self, spec: EnvironmentSpec, template: Template) -> None:
+        """Fork spares until there are `spare_environments` of this key (one at a time)."""
+        while len(self._spares.get(spec.key, ())) < self.spare_environments:
+            if not await self._make_one_spare(spec, template):
+                return
+
+    async def _make_one_spare(self, spec: EnvironmentSpec, template: Template) -> bool:
         # Never at the cost of another environment: no spare when memory is short.
         if self.min_available_mb > 0 and available_memory_mb() < 2 * self.min_available_mb:
-            return
+            return False
+        if template.retiring or template.closed:
+            return False
         env = self._environment(spec, template, "on-demand")
         env.proactive = True
         try:
@@ -496,14 +504,15 @@ class Pool:
         except Exception as exc:
             log.info("no spare environment for %s: %s", spec.group, exc)
             self._drop(env)
-            return
+            return False
         except BaseException:
             self._drop(env)
             raise
         if not env.alive or env.retired or template.retiring:
             self._drop(env)
-            return
+            return False
         self._spares[spec.key].append(env)
+        return True
 
     def _release(self, env: Environment) -> None:
         if env.alive and not env.retired:

@@ -6,13 +6,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import CreateFunction, function_zip, invoke_json
+from tests.integration.conftest import (
+    PYTHON_RUNTIME,
+    ROLE,
+    CreateFunction,
+    client_for,
+    function_zip,
+    invoke_json,
+)
+from tests.integration.lamina_process import LaminaProcess
 
 
 def call(endpoint: str, method: str, path: str) -> dict[str, Any]:
@@ -96,3 +106,55 @@ def test_memory_pressure_evicts_idle_environments_then_throttles(
         call(endpoint, "POST", f"/lamina/memory-floor?MB={old_floor}")
     _, body = invoke_json(lambda_client, new_fn, {})
     assert body["token"]
+
+
+def test_spares_follow_the_setting_and_go_first_under_memory_pressure(tmp_path: Path) -> None:
+    """--spare-environments 2 keeps two spares of a version that scaled out from its template,
+    0 keeps none; under memory pressure spares are stopped before idle environments, and are not
+    counted as evicted environments."""
+    server = LaminaProcess(tmp_path / "data", "--spare-environments", "2")
+    off = LaminaProcess(tmp_path / "data-off", "--spare-environments", "0")
+    server.start()
+    off.start()
+    try:
+        for proc, spares in ((server, 2), (off, 0)):
+            client = client_for(proc.endpoint)
+            client.create_function(
+                FunctionName="spared",
+                Runtime=PYTHON_RUNTIME,
+                Role=ROLE,
+                Handler="snapshot_probe.handler",
+                Code={"ZipFile": function_zip("snapshot_probe")},
+            )
+            client.get_waiter("function_active_v2").wait(
+                FunctionName="spared", WaiterConfig={"Delay": 0.1}
+            )
+            invoke_json(client, "spared", {})
+            deadline = time.monotonic() + 30
+            while version_status(proc.endpoint, "spared")["spares"] != spares:
+                assert time.monotonic() < deadline, version_status(proc.endpoint, "spared")
+                time.sleep(0.05)
+            time.sleep(0.5)  # no more than that are made
+            st = version_status(proc.endpoint, "spared")
+            assert (st["spares"], st["environments"], st["idle"]) == (spares, 1, 1), st
+        client = client_for(server.endpoint)
+        client.create_function(
+            FunctionName="other",
+            Runtime=PYTHON_RUNTIME,
+            Role=ROLE,
+            Handler="snapshot_probe.handler",
+            Code={"ZipFile": function_zip("snapshot_probe")},
+        )
+        client.get_waiter("function_active_v2").wait(
+            FunctionName="other", WaiterConfig={"Delay": 0.1}
+        )
+        host = call(server.endpoint, "GET", "/lamina/status")["Host"]
+        call(server.endpoint, "POST", f"/lamina/memory-floor?MB={host['AvailableMemoryMB'] * 4}")
+        with pytest.raises(client.exceptions.TooManyRequestsException):
+            invoke_json(client, "other", {})
+        st = version_status(server.endpoint, "spared")
+        # the spares went, and the idle environment: only the latter counts as an eviction
+        assert (st["spares"], st["environments"], st["evictions"]) == (0, 0, 1), st
+    finally:
+        server.stop()
+        off.stop()
