@@ -7,7 +7,8 @@ See base.py for the two ways a source is driven (queues, ordered streams). Here:
   lower) and, while the source has a backlog, adds SCALE_STEP every SCALE_INTERVAL_S up to its
   ceiling: ScalingConfig.MaximumConcurrency, else the function's concurrency (reserved, or the
   unreserved pool). It does not grow while invocations are throttled. A worker whose long poll
-  comes back empty ends while there are more than the starting number (scale down). Other queue
+  comes back empty, or whose batch met throttles, ends while there are more than the starting
+  number (scale down: +5 a second up, one worker less per throttled batch down). Other queue
   kinds (RabbitMQ, whose prefetch window is sized for it) keep MaximumConcurrency or 5 workers;
 - a throttle (429) is retried with backoff, without counting as a failure; queue batches give
   up after THROTTLE_GIVE_UP_S (their records come back by the source's rules), ordered batches
@@ -381,11 +382,15 @@ class Poller:
                     return
                 continue
             lane.fed = True
+            throttles = self._throttles
             self._busy.add(me)
             try:
                 failed_any = await self._queue_batch(source, records)
             finally:
                 self._busy.discard(me)
+            if self._throttles != throttles and lane.width > lane.floor and self.kind.scales:
+                lane.width -= 1  # the function is saturated: fewer batches in flight
+                return
             if failed_any:
                 errors += 1
                 await asyncio.sleep(backoff_s(ERROR_BASE_S, ERROR_MAX_S, errors))

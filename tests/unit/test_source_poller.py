@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import itertools
 import json
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -542,3 +543,70 @@ async def test_a_maximum_concurrency_below_five_is_the_width_from_the_start() ->
     await poller.stop()
     assert max(starts) == 2
     assert poller.peak_width == 2
+
+
+@sync
+async def test_throttles_stop_the_growth_and_shed_workers() -> None:
+    """The function may run 6 at once (more are throttled): the mapping may grow past that, but
+    sheds a worker per throttled batch instead of climbing to its ceiling of 30."""
+    source = MemorySource(800)
+    in_flight = [0]
+    most = [0]
+
+    async def limited(_m: MappingConfig, payload: bytes) -> InvokeResult:
+        if in_flight[0] >= 6:
+            raise TooManyRequestsException("Rate Exceeded.")
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        try:
+            await asyncio.sleep(0.01)
+        finally:
+            in_flight[0] -= 1
+        return result()
+
+    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
+        return [source]
+
+    kind = SourceKind(
+        name="memory",
+        event_source="memory",
+        ordered=False,
+        default_batch_size=4,
+        max_batch_size=100,
+        claims=lambda _r: True,
+        open=open_sources,
+        scales=True,
+    )
+
+    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
+        pass
+
+    poller = Poller(
+        mapping(max_concurrency=30, batch_size=2),
+        kind,
+        SourceContext(
+            account_id="0",
+            data_dir=Path("/nonexistent"),
+            checkpoints=None,  # type: ignore[arg-type]
+            secrets=None,  # type: ignore[arg-type]
+        ),
+        invoke=limited,
+        ready=lambda _m: None,
+        send_failure=send_failure,
+        status=MappingStatus(),
+    )
+    poller.start()
+    widths: list[int] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(source.acked) < len(source.records):
+            assert time.monotonic() < deadline, "the backlog was not drained"
+            if source.cursor < len(source.records):  # the backlog lasts: no poll came back empty
+                widths.append(poller.queue_width())
+            await asyncio.sleep(0.005)
+    finally:
+        await poller.stop()
+    assert sorted(source.acked, key=int) == [str(i) for i in range(800)]
+    assert most[0] == 6
+    assert poller.peak_width < 30, "climbed to the ceiling although the function was saturated"
+    assert any(b < a for a, b in itertools.pairwise(widths)), "never shed a worker"
