@@ -1056,26 +1056,54 @@ class Bench:
         /lamina/status reports: each environment carries its share of the templates."""
         assert self.lamina
         with contextlib.closing(self.lamina.connect()) as conn:
-            envs = int(conn.api("GET", "/lamina/status")["Totals"]["environments"])
+            totals = conn.api("GET", "/lamina/status")["Totals"]
+        envs = int(totals["environments"])
         if envs == 0:
             raise BenchError("no environments alive")
         pss = uss = 0.0
+        roles: dict[str, list[float]] = {}  # where the memory is: [processes, PSS MB]
         for pid in descendants(self.lamina.pid):
             if pid == self.lamina.pid:
                 continue
             fields = _smaps_rollup(pid)
             pss += fields.get("Pss", 0) / 1024
             uss += (fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)) / 1024
+            role = roles.setdefault(_role(pid), [0, 0.0])
+            role[0] += 1
+            role[1] += fields.get("Pss", 0) / 1024
         self.results.figures["density"] = {
             "environments": envs,
+            "spares": int(totals.get("spares", 0)),
+            "templates": int(totals.get("templates", 0)),
             "pss_mb": pss / envs,
             "uss_mb": uss / envs,
             "per_gb": 1024 / (pss / envs),
+            "pss_mb_by_role": {k: round(v[1], 1) for k, v in sorted(roles.items())},
         }
         self.say(
             f"  {envs} environments: PSS {pss / envs:.2f} MB, USS {uss / envs:.2f} MB "
             f"each (templates included) -> {1024 / (pss / envs):.0f} per GB"
         )
+        self.say(
+            f"  ({totals.get('templates', 0)} templates, {totals.get('spares', 0)} spares "
+            "not counted as environments; PSS by process: "
+            + ", ".join(f"{k} {int(v[0])} = {v[1]:.0f} MB" for k, v in sorted(roles.items()))
+            + ")"
+        )
+
+
+def _role(pid: int) -> str:
+    """What a process under the server is, for the density breakdown."""
+    cmd = _cmdline(pid)
+    exe = os.path.basename(cmd.split(b"\0", 1)[0]).decode(errors="replace")
+    if exe in ("bwrap", "sh", "unshare", "setpriv", "_lamina_reaper"):
+        return exe
+    parent = os.path.basename(_cmdline(_ppid(pid)).split(b"\0", 1)[0]).decode(errors="replace")
+    if parent == "_lamina_reaper" or (exe.startswith("python") and parent.startswith("python")):
+        return "runtime (forked)"
+    if exe.startswith("python"):
+        return "runtime or template (launched)"
+    return exe or "?"
 
 
 def children_of(pid: int) -> list[int]:
