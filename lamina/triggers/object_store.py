@@ -49,7 +49,9 @@ from lamina.triggers.s3_errors import (
     InvalidDigest,
     InvalidPart,
     InvalidPartOrder,
+    InvalidRequest,
     KeyTooLongError,
+    MalformedXML,
     NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
@@ -223,8 +225,7 @@ class ObjectStore:
 
     async def delete_bucket(self, name: str) -> None:
         bucket = self.bucket(name)
-        listing = await self.list_objects(name, max_keys=1)
-        if listing.objects:
+        if await asyncio.to_thread(_walk, Path(bucket.path), ""):  # no hashing, unlike a listing
             raise BucketNotEmpty("The bucket you tried to delete is not empty", resource=name)
         await self.buckets.delete(name)
         await self.db.run(self._forget_bucket, name)
@@ -419,8 +420,6 @@ class ObjectStore:
         source, source_path = await self.head(source_bucket, source_key)
         bucket = self.bucket(name)
         if (source_bucket, source_key) == (name, key) and not replace_meta:
-            from lamina.triggers.s3_errors import InvalidRequest
-
             raise InvalidRequest(
                 "This copy request is illegal because it is trying to copy an object to itself "
                 "without changing the object's metadata, storage class, website redirect "
@@ -610,8 +609,6 @@ class ObjectStore:
         bucket = self.bucket(name)
         folder = await asyncio.to_thread(self._upload_dir, upload_id, name, key)
         if not parts:
-            from lamina.triggers.s3_errors import MalformedXML
-
             raise MalformedXML("The XML you provided was not well-formed or did not validate.")
         numbers = [n for n, _e in parts]
         if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
