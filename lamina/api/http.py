@@ -7,7 +7,7 @@ each segment is decoded after matching, as botocore's encoding requires.
 from __future__ import annotations
 
 import json
-import os
+import random
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,12 +21,14 @@ JSON = "application/json"
 
 def new_request_id() -> str:
     """A random (version 4) UUID in its text form, as str(uuid.uuid4()) gives, made without the
-    UUID object (this runs on every request)."""
-    h = os.urandom(16).hex()
+    UUID object or a system call (this runs on every request; request ids need to be unique,
+    not secret)."""
+    h = f"{_IDS.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 _VARIANT = "89ab"
+_IDS = random.Random()  # its own generator (seeded from the OS): nobody else's seed() reaches it
 
 
 @dataclass(slots=True)

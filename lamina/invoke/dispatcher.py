@@ -52,9 +52,12 @@ class InvokeResult:
     outcome: Outcome
 
 
+_IDS = random.Random()  # its own generator (seeded from the OS): nobody else's seed() reaches it
+
+
 def new_trace_id() -> str:
     # Trace ids only need to be unique, not secret: no system call for them.
-    rand = f"{random.getrandbits(160):040x}"
+    rand = f"{_IDS.getrandbits(160):040x}"
     return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:]};Sampled=0"
 
 
