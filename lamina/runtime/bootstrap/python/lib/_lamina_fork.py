@@ -133,8 +133,10 @@ def serve_template(ctl_fd, init_ms):
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     # What every fork would otherwise import on its first connection (socket encodes a str host
-    # with the IDNA codec: encodings.idna, stringprep, unicodedata): imported here once, shared,
-    # instead of per environment (about 0.3 MB of private memory and a few ms each).
+    # with the IDNA codec: encodings.idna, stringprep, unicodedata), and on its first error report
+    # (traceback's carets use ast): imported here once, shared, instead of per environment (about
+    # 1 MB of private memory and a few ms each).
+    import ast  # noqa: F401
     import encodings.idna  # noqa: F401
 
     gc.collect()
