@@ -48,6 +48,7 @@ PATH = os.environ["LEDGER"]
 
 def handler(event, context):
     started = time.time()
+    time.sleep(float(os.environ.get("SLEEP_MS", "0")) / 1000)  # I/O-bound work, if asked
     lines = []
     for r in event.get("Records", []):
         if "body" not in r:
@@ -148,13 +149,17 @@ def bench_sqs(endpoint: str, ledger: Path, args: argparse.Namespace) -> None:
         FunctionName="sink",
         BatchSize=args.batch_size,
         MaximumBatchingWindowInSeconds=1 if args.batch_size > 10 else 0,
-        ScalingConfig={"MaximumConcurrency": max(2, args.concurrency)},
+        **(
+            {"ScalingConfig": {"MaximumConcurrency": max(2, args.concurrency)}}
+            if args.concurrency
+            else {}
+        ),
     )
     got = wait_for(ledger, set(ids), 600)
     last = max(r[2] for r in got)
     print(
         f"sqs  backlog {len(ids)}: drained {len(ids) / (last - started):,.0f} messages/s "
-        f"(batch {args.batch_size}, {args.concurrency} batches in flight)"
+        f"(batch {args.batch_size}, MaximumConcurrency {args.concurrency or 'none: scales'})"
     )
     paced = []
     for _ in range(200):
@@ -358,8 +363,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--rmq-batch-size", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=5)
+    parser.add_argument(
+        "--concurrency", type=int, default=5, help="SQS MaximumConcurrency; 0: none (scales)"
+    )
     parser.add_argument("--stream-batch-size", type=int, default=100)
+    parser.add_argument(
+        "--sleep-ms", type=int, default=0, help="the function waits this long per batch (I/O)"
+    )
     parser.add_argument(
         "--sources",
         default="sqs,rabbitmq,redis,postgres",
@@ -383,7 +393,7 @@ def main() -> None:
                 Handler="sink.handler",
                 Code={"ZipFile": buf.getvalue()},
                 Timeout=30,
-                Environment={"Variables": {"LEDGER": str(ledger)}},
+                Environment={"Variables": {"LEDGER": str(ledger), "SLEEP_MS": str(args.sleep_ms)}},
             )
             lam.get_waiter("function_active_v2").wait(FunctionName="sink")
             if "sqs" in chosen:
