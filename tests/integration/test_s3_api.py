@@ -405,8 +405,9 @@ def handler(event, context):
 
 
 def test_each_write_is_told_once(s3: Any, bucket: str, create_function: Callable[..., Any]) -> None:
-    """Concurrent writers through the API: one event per distinct key, and for one key
-    written by several at once, the last event describes the object that is there."""
+    """Concurrent writers through the API: one event per distinct key (under S3's name: Put,
+    Copy, CompleteMultipartUpload, Delete), and for one key written by several at once, the
+    last event describes the object that is there."""
     ledger = f"l-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=ledger)
     fn = create_function(
@@ -434,6 +435,9 @@ def test_each_write_is_told_once(s3: Any, bucket: str, create_function: Callable
         )
         list(pool.map(lambda b: s3.put_object(Bucket=bucket, Key="same", Body=b), same))
     s3.delete_object(Bucket=bucket, Key="k0")
+    config = boto3.s3.transfer.TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)  # fmt: skip
+    s3.upload_fileobj(io.BytesIO(os.urandom(6 * MiB)), bucket, "multi.bin", Config=config)
+    s3.copy_object(Bucket=bucket, Key="copied", CopySource={"Bucket": bucket, "Key": "k1"})
     final = s3.get_object(Bucket=bucket, Key="same")["Body"].read()
 
     def records() -> list[dict[str, Any]]:
@@ -445,7 +449,7 @@ def test_each_write_is_told_once(s3: Any, bucket: str, create_function: Callable
     def complete() -> bool:
         # Invocations run concurrently and finish in any order: wait for the last state.
         got = records()
-        return len(got) >= 10 and any(r["s3"]["object"].get("eTag") == final_etag for r in got)
+        return len(got) >= 12 and any(r["s3"]["object"].get("eTag") == final_etag for r in got)
 
     deadline = time.monotonic() + 60
     while not complete():
@@ -461,6 +465,11 @@ def test_each_write_is_told_once(s3: Any, bucket: str, create_function: Callable
         expected = ["ObjectCreated:Put"] + (["ObjectRemoved:Delete"] if key == "k0" else [])
         assert names == expected, key
         assert by_key[key][0]["s3"]["object"]["eTag"] == hashlib.md5(body).hexdigest()
+    (multi,) = by_key["multi.bin"]
+    assert multi["eventName"] == "ObjectCreated:CompleteMultipartUpload"
+    assert multi["s3"]["object"]["eTag"].endswith("-2")
+    assert multi["s3"]["object"]["size"] == 6 * MiB
+    assert [r["eventName"] for r in by_key["copied"]] == ["ObjectCreated:Copy"]
     told = by_key["same"]
     assert 1 <= len(told) <= 4
     assert told[-1]["s3"]["object"]["eTag"] == final_etag
