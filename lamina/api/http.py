@@ -39,7 +39,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     client: str
-    request_id: str = field(default_factory=lambda: new_request_id())
+    request_id: str = field(default_factory=new_request_id)
     params: dict[str, str] = field(default_factory=dict)
     region: str = ""
     host: str = ""

@@ -19,6 +19,7 @@ from lamina.invoke.dispatcher import Dispatcher, decode_client_context
 SYNC_PAYLOAD_MAX = 6 * 1024 * 1024  # 6 MB request and response (AWS)
 ASYNC_PAYLOAD_MAX = 1024 * 1024  # 1 MB for Event invocations (AWS, since 2025)
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+_DECODER = json.JSONDecoder()
 
 
 @lru_cache(maxsize=4096)
@@ -34,6 +35,14 @@ def check_payload(payload: bytes, limit: int) -> bytes:
         )
     if not payload:
         return b"{}"
+    try:
+        # UTF-8 text straight to the decoder (json.loads would sniff the encoding first: it
+        # cost as much as the rest of the checks); anything else as json.loads takes it.
+        _DECODER.decode(payload.decode())
+    except ValueError:
+        pass
+    else:
+        return payload
     try:
         json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
