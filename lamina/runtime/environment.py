@@ -154,7 +154,7 @@ class Environment:
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[None] = self._loop.create_future()
         # Answers the runtime's pending /next (set while the runtime waits for its next event).
-        self._waiter: Callable[[NextEvent], None] | None = None
+        self._waiter: Callable[[NextEvent], bool] | None = None
         self._queued: NextEvent | None = None  # an event ready before the runtime asked
         self._request_id: str | None = None
         self._answered = False  # the runtime's answer came, and its output was read then
@@ -348,12 +348,9 @@ class Environment:
         self._stream = inv.stream
         result = self._result = self._loop.create_future()
         started = time.perf_counter()
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            waiter(event)  # written to the runtime now
-        else:
-            self._queued = event
+        waiter, self._waiter = self._waiter, None
+        if waiter is None or not waiter(event):  # written to the runtime now, if it still waits
+            self._queued = event  # for the runtime's next `/next` (a new connection, say)
         # The deadline: one timer, cheaper than an asyncio.timeout scope around the wait.
         deadline = self._loop.call_later(timeout_s, _expire, result)
         try:
@@ -469,7 +466,7 @@ class Environment:
 
     # -- RuntimeAPIHandler -----------------------------------------------------------------------
 
-    def next_invocation(self, deliver: Callable[[NextEvent], None]) -> None:
+    def next_invocation(self, deliver: Callable[[NextEvent], bool]) -> None:
         if not self._ready.done():
             self.init_duration_ms = (time.perf_counter() - self._started_at) * 1000
             log.debug("environment %s ready after %.2f ms", self.id, self.init_duration_ms)
@@ -478,7 +475,8 @@ class Environment:
             self._ready.set_result(None)
         if self._queued is not None:
             event, self._queued = self._queued, None
-            deliver(event)
+            if not deliver(event):
+                self._queued = event
         else:
             self._waiter = deliver
             self._park()

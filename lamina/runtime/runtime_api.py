@@ -34,8 +34,9 @@ class NextEvent:
 
 
 class RuntimeAPIHandler(Protocol):
-    def next_invocation(self, deliver: Callable[[NextEvent], None]) -> None:
-        """The runtime waits for its next event: `deliver` answers it (now, or later)."""
+    def next_invocation(self, deliver: Callable[[NextEvent], bool]) -> None:
+        """The runtime waits for its next event: `deliver` answers it (now, or later); it
+        returns False when the connection that asked is gone (the event was not sent)."""
         ...
 
     def event_delivered(self) -> None: ...
@@ -228,11 +229,11 @@ class _RuntimeProtocol(asyncio.Protocol):
                 403, _error_body("InvalidStateTransition", "State transition is not allowed")
             )
 
-    def _deliver(self, event: NextEvent) -> None:
+    def _deliver(self, event: NextEvent) -> bool:
         """Answer the pending `/next` with an event, at once (no loop turn in between)."""
         self.waiting = False
         if self.transport is None or self.transport.is_closing():
-            return
+            return False
         head = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"]
         for name, value in event.headers:
             head.append(f"{name}: {value}\r\n".encode("latin-1"))
@@ -240,6 +241,7 @@ class _RuntimeProtocol(asyncio.Protocol):
         head.append(event.payload)
         self._write(b"".join(head))
         self.server.handler.event_delivered()
+        return True
 
     def _send(self, status: int, body: bytes) -> None:
         reason = _STATUS_TEXT.get(status, b"")

@@ -315,6 +315,61 @@ def test_invocation_never_received_runs_in_another_environment(
         assert time.monotonic() - started >= 0.5  # it waited for the first one to exit
 
 
+# A custom runtime whose second `/next` gives up after 0.3 s (its own client timeout), then
+# asks again on a new connection two seconds later.
+RECONNECTING_RUNTIME = """#!/bin/sh
+exec python3 -I -S - <<'EOF'
+import http.client, json, os, socket, time
+
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+calls = 0
+while True:
+    conn = http.client.HTTPConnection(api, timeout=0.3 if calls == 1 else None)
+    try:
+        conn.request("GET", "/2018-06-01/runtime/invocation/next")
+        resp = conn.getresponse()
+    except (socket.timeout, TimeoutError):
+        conn.close()
+        time.sleep(2.0)
+        calls += 1
+        continue
+    resp.read()
+    rid = resp.getheader("Lambda-Runtime-Aws-Request-Id")
+    calls += 1
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", json.dumps(calls))
+    conn.getresponse().read()
+    conn.close()
+EOF
+"""
+
+
+def test_event_for_a_runtime_that_hung_up_waits_for_its_next_request(
+    own_server: Callable[..., LaminaProcess],
+) -> None:
+    """A runtime that gave up waiting for its next event and asks again on a new connection
+    gets the invocation that came in between (it is not written to the closed connection)."""
+    server = own_server("--freeze-delay", "30")  # not frozen while its client timeout runs
+    client = client_for(server.endpoint)
+    code = make_zip({"bootstrap": RECONNECTING_RUNTIME}, executable=("bootstrap",))
+    client.create_function(
+        FunctionName="reconnects",
+        Runtime="provided.al2023",
+        Role=ROLE,
+        Handler="x",
+        Code={"ZipFile": code},
+        Timeout=10,
+    )
+    client.get_waiter("function_active_v2").wait(
+        FunctionName="reconnects", WaiterConfig={"Delay": 0.1}
+    )
+    assert invoke_json(client, "reconnects", {})[1] == 1
+    time.sleep(0.8)  # its second `/next` has timed out; it asks again in about 1.5 s
+    started = time.monotonic()
+    resp, body = invoke_json(client, "reconnects", {})
+    assert "FunctionError" not in resp, body
+    assert body == 3 and time.monotonic() - started < 5
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_shutdown_leaves_nothing_running(
     own_server: Callable[..., LaminaProcess], sig: signal.Signals
