@@ -225,7 +225,7 @@ class ObjectStore:
 
     async def delete_bucket(self, name: str) -> None:
         bucket = self.bucket(name)
-        if await asyncio.to_thread(_walk, Path(bucket.path), ""):  # no hashing, unlike a listing
+        if await asyncio.to_thread(_keys, Path(bucket.path), ""):  # names only: no hashing
             raise BucketNotEmpty("The bucket you tried to delete is not empty", resource=name)
         await self.buckets.delete(name)
         await self.db.run(self._forget_bucket, name)
@@ -489,12 +489,13 @@ class ObjectStore:
         """Keys in UTF-8 order, after `after` (a key, or a common prefix when `after_prefix`),
         grouped by `delimiter` into common prefixes; at most `max_keys` entries."""
         bucket = self.bucket(name)
-        found = await asyncio.to_thread(_walk, Path(bucket.path), prefix)
-        objects: list[tuple[str, int, int]] = []
+        root = Path(bucket.path)
+        found = await asyncio.to_thread(_keys, root, prefix)
+        selected: list[str] = []
         prefixes: list[str] = []
         truncated = False
         last: str | None = None
-        for key, size, mtime_ns in found:
+        for key in found:
             if after and (key <= after or (after_prefix and key.startswith(after))):
                 continue
             entry = key
@@ -504,14 +505,16 @@ class ObjectStore:
                     entry = key[: at + len(delimiter)]
                     if prefixes and prefixes[-1] == entry:
                         continue
-            if len(objects) + len(prefixes) >= max_keys:
+            if len(selected) + len(prefixes) >= max_keys:
                 truncated = True
                 break
             if entry == key:
-                objects.append((key, size, mtime_ns))
+                selected.append(key)
             else:
                 prefixes.append(entry)
             last = entry
+        # Only the page's objects are looked at closely (a stat each, an MD5 when unknown).
+        objects = await asyncio.to_thread(_stats, root, selected)
         known = await self.db.run(self._known_etags, name, [k for k, _s, _m in objects])
         infos = []
         for key, size, mtime_ns in objects:
@@ -751,37 +754,55 @@ async def _stream_to(path: Path, body: AsyncIterator[bytes], written: Written, l
         await asyncio.to_thread(f.close)
 
 
-def _walk(root: Path, prefix: str) -> list[tuple[str, int, int]]:
-    """The objects of a folder whose keys start with `prefix`, sorted as S3 sorts keys (by
-    UTF-8 bytes, which is code point order): (key, size, mtime_ns)."""
+def _keys(root: Path, prefix: str) -> list[str]:
+    """The keys of a folder's objects that start with `prefix`, sorted as S3 sorts keys (by
+    UTF-8 bytes, which is code point order). Names only (directory entries' types, no stat per
+    file), from the prefix's deepest folder down; links count only if they stay inside."""
     base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
     top = root / base if base else root
     real_root = os.path.realpath(root)
     if not _inside(real_root, os.path.realpath(top)) or not top.is_dir():
         return []
-    found: list[tuple[str, int, int]] = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        if not (rel_dir.startswith(prefix) or prefix.startswith(rel_dir)):
-            dirnames[:] = []
+    found: list[str] = []
+    stack = [(str(top), base + "/" if base else "")]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError:
             continue
-        for filename in filenames:
-            key = rel_dir + filename
-            if not key.startswith(prefix) or not is_object_key(key):
-                continue
-            full = os.path.join(dirpath, filename)
-            try:
-                st = os.stat(full, follow_symlinks=False)
-            except OSError:
-                continue
-            if not os.path.isfile(full):
-                continue
-            if os.path.islink(full):
-                if not _inside(real_root, os.path.realpath(full)):
-                    continue  # a link out of the bucket is not an object of it
-                st = os.stat(full)
-            found.append((key, st.st_size, st.st_mtime_ns))
+        with entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                key = rel + entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if key.startswith(prefix) or prefix.startswith(key + "/"):
+                            stack.append((entry.path, key + "/"))
+                        continue
+                    if entry.is_symlink():
+                        if not entry.is_file() or not _inside(
+                            real_root, os.path.realpath(entry.path)
+                        ):
+                            continue  # a link out of the bucket is not an object of it
+                    elif not entry.is_file(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                if key.startswith(prefix) and is_object_key(key):
+                    found.append(key)
     found.sort()
     return found
+
+
+def _stats(root: Path, keys: list[str]) -> list[tuple[str, int, int]]:
+    """(key, size, mtime_ns) of `keys`; a key removed meanwhile is left out."""
+    out = []
+    for key in keys:
+        try:
+            st = os.stat(root / key)
+        except OSError:
+            continue
+        out.append((key, st.st_size, st.st_mtime_ns))
+    return out
