@@ -15,6 +15,7 @@ import contextlib
 import errno
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +179,8 @@ class ServerGroups:
         self.pid = server_pid or os.getpid()
         self.name = f"lamina-{self.pid}"
         self.bases: dict[Path, Path] = {}  # hierarchy mount -> base dir
+        self._cpu_claims: dict[str, CpuShare] = {}  # environment group -> its CPU share
+        self._cpu_lock = threading.Lock()  # groups are made and killed from worker threads
         for h in layout.hierarchies:
             parent = h.mount / h.own.lstrip("/")
             sweep_stale(parent)
@@ -214,6 +217,32 @@ class ServerGroups:
 
     def base(self, h: Hierarchy) -> Path:
         return self.bases[h.mount]
+
+    def claim_cpu(self, name: str, cpu: CpuShare | None) -> None:
+        """Record (or, with None, drop) an environment group's CPU share, and give the base group
+        the sum of its live groups' shares (at least one ordinary process's).
+
+        The share of a group counts only against its siblings: left at the default, the base
+        group, and so every environment of the server together, would weigh as much as one
+        ordinary process of the host. With the sum, each environment competes with the host's
+        other processes with the weight its memory buys (1,769 MB: one process's worth)."""
+        h = self.layout.by_controller.get("cpu")
+        if h is None or h.mount not in self.bases:
+            return
+        with self._cpu_lock:
+            if cpu is None:
+                if self._cpu_claims.pop(name, None) is None:
+                    return
+            else:
+                self._cpu_claims[name] = cpu
+            if h.version == 2:
+                value = max(100, min(10_000, sum(c.weight for c in self._cpu_claims.values())))
+                control = "cpu.weight"
+            else:
+                value = max(1024, min(262_144, sum(c.shares for c in self._cpu_claims.values())))
+                control = "cpu.shares"
+            with contextlib.suppress(OSError):
+                _write(self.bases[h.mount] / control, str(value))
 
     def remove(self) -> None:
         for base in self.bases.values():
@@ -261,6 +290,8 @@ class EnvironmentGroup:
 
     def __init__(self, server: ServerGroups, name: str, *, memory_mb: int) -> None:
         self.layout = server.layout
+        self.server = server
+        self.name = name
         self.dirs: dict[Path, Path] = {}
         for mount, base in server.bases.items():
             d = base / name
@@ -276,7 +307,9 @@ class EnvironmentGroup:
         if "pids" in ctl:
             _write(self._dir(ctl["pids"]) / "pids.max", str(PIDS_MAX))
         if "cpu" in ctl:
-            self._set_cpu(self._dir(ctl["cpu"]), ctl["cpu"].version, cpu_for_memory(memory_mb))
+            cpu = cpu_for_memory(memory_mb)
+            self._set_cpu(self._dir(ctl["cpu"]), ctl["cpu"].version, cpu)
+            server.claim_cpu(name, cpu)
 
     def _dir(self, h: Hierarchy) -> Path:
         return self.dirs[h.mount]
@@ -323,6 +356,7 @@ class EnvironmentGroup:
             h = self.layout.by_controller["cpu"]
             with contextlib.suppress(OSError):
                 self._set_cpu(self._dir(h), h.version, cpu)
+                self.server.claim_cpu(self.name, cpu)
 
     def procs_files(self) -> list[str]:
         """The files a new process writes its pid to (before it runs any function code)."""
@@ -361,6 +395,7 @@ class EnvironmentGroup:
 
     def kill(self) -> bool:
         """SIGKILL every process of the group (v2 cgroup.kill, else each listed pid)."""
+        self.server.claim_cpu(self.name, None)
         done = False
         if self.layout.unified is not None:
             with contextlib.suppress(OSError):
@@ -411,6 +446,7 @@ class EnvironmentGroup:
 
     def remove(self) -> bool:
         """Remove the groups; False while processes are still dying in them (retry later)."""
+        self.server.claim_cpu(self.name, None)
         for fd in self._fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -284,3 +284,13 @@ def test_memory_limit_and_cpu_share_follow_memory_size(
         if json.loads(r.read())["Functions"][0]["templates"]:
             cpus = os.cpu_count() or 1
             assert 1024 * cpus in shares or 100 * cpus in shares, shares
+    # The server's own group weighs what its environments together are entitled to (at least
+    # one ordinary process), not one process for all of them.
+    base_shares = [
+        (file, int((base / file).read_text()))
+        for base in Path("/sys/fs/cgroup").rglob(server)
+        for file in ("cpu.shares", "cpu.weight")
+        if (base / file).exists()
+    ]
+    default = {"cpu.shares": 1024, "cpu.weight": 100}
+    assert base_shares and all(v > default[f] for f, v in base_shares), base_shares
