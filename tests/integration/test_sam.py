@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.integration.conftest import PYTHON_RUNTIME, invoke_json
+from tests.integration.conftest import PYTHON_RUNTIME, client_for, invoke_json, make_zip
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: '2010-09-09'
@@ -244,13 +244,49 @@ def test_template_errors_are_clear(endpoint: str, tmp_path: Path) -> None:
         )
     )
     out = deploy(endpoint, tmp_path, "broken", ok=False)
-    assert "S3 locations are not supported by Lamina" in out
+    assert "code at s3://bucket/key.zip: NoSuchBucket" in out
     (tmp_path / "template.yaml").write_text(
         "Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
         "    Properties:\n      InlineCode: x\n"
     )
     out = deploy(endpoint, tmp_path, "broken", ok=False)
     assert "invalid SAM template" in out or "Error" in out
+
+
+def test_code_at_an_s3_location_is_read_from_lamina(
+    endpoint: str, tmp_path: Path, lambda_client: Any
+) -> None:
+    """A packaged template (`CodeUri: s3://bucket/key`, as `sam package` writes) deploys from
+    Lamina's own S3 API."""
+    s3 = client_for(endpoint, "s3")
+    bucket = f"sam-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    code = "def handler(event, context):\n    return {'from': 's3'}\n"
+    s3.put_object(Bucket=bucket, Key="pkg/app.zip", Body=make_zip({"app.py": code}))
+    stack = f"s3code-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            Transform: AWS::Serverless-2016-10-31
+            Resources:
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties:
+                  CodeUri: s3://{bucket}/pkg/app.zip
+                  Handler: app.handler
+                  Runtime: {PYTHON_RUNTIME}
+            """
+        )
+    )
+    deploy(endpoint, tmp_path, stack)
+    name = f"{stack}-Fn"
+    try:
+        _, body = invoke_json(lambda_client, name)
+        assert body == {"from": "s3"}
+    finally:
+        lambda_client.delete_function(FunctionName=name)
+        s3.delete_object(Bucket=bucket, Key="pkg/app.zip")
+        s3.delete_bucket(Bucket=bucket)
 
 
 CANARY = """\

@@ -214,9 +214,25 @@ class Deployment:
                 info.external_attr = 0o100644 << 16
                 zf.writestr(info, str(code["ZipFile"]))
             return buf.getvalue()
+        if isinstance(code, dict) and code.get("S3Bucket") and code.get("S3Key"):
+            return self.s3_object(str(code["S3Bucket"]), str(code["S3Key"]), logical)
         raise click.ClickException(
             f"{logical}: code from {code} is not supported by Lamina; give a local folder"
         )
+
+    def s3_object(self, bucket: str, key: str, logical: str) -> bytes:
+        """Code at an S3 location: read from Lamina's own S3 API (docs/s3.md)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            data: bytes = self.clients("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise click.ClickException(
+                f"{logical}: code at s3://{bucket}/{key}: {error.get('Code')}: "
+                f"{error.get('Message')}"
+            ) from exc
+        return data
 
     def hot_folder(self, code: Any) -> str | None:
         """With hot reloading, the folder a function's code came from (None: not a folder)."""

@@ -3,7 +3,8 @@
 The semantics of SAM (Globals, AutoPublishAlias, DeploymentPreference, Events, FunctionUrlConfig,
 ...) are aws-sam-translator's, the library AWS's own transform uses. Local `CodeUri`/`ContentUri`
 folders are zipped here first and stand in the template as `s3://lamina-local/<sha256>` (the
-translator accepts only S3 locations), to be swapped back for the zip when applied.
+translator accepts only S3 locations), to be swapped back for the zip when applied; other S3
+locations are read from Lamina's own S3 API then (docs/s3.md).
 """
 
 from __future__ import annotations
@@ -94,22 +95,27 @@ def _package(template: dict[str, Any], tpl: Template) -> None:
         elif kind == "AWS::Serverless::LayerVersion":
             props["ContentUri"] = _local(props.get("ContentUri"), base, tpl, logical)
         elif kind == "AWS::Lambda::Function" and isinstance(props.get("Code"), str):
-            uri = _local(props["Code"], base, tpl, logical)
-            props["Code"] = {"S3Bucket": LOCAL_BUCKET, "S3Key": uri.rsplit("/", 1)[1]}
+            props["Code"] = _s3_location(_local(props["Code"], base, tpl, logical))
         elif kind == "AWS::Lambda::LayerVersion" and isinstance(props.get("Content"), str):
-            uri = _local(props["Content"], base, tpl, logical)
-            props["Content"] = {"S3Bucket": LOCAL_BUCKET, "S3Key": uri.rsplit("/", 1)[1]}
+            props["Content"] = _s3_location(_local(props["Content"], base, tpl, logical))
 
 
-def _local(uri: Any, base: Path, tpl: Template, logical: str) -> str:
+def _s3_location(uri: str) -> dict[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return {"S3Bucket": bucket, "S3Key": key}
+
+
+def _local(uri: Any, base: Path, tpl: Template, logical: str) -> Any:
+    """A local folder or zip, packed; an S3 location (`s3://bucket/key`, or `{Bucket, Key}`) is
+    left as it is: the code is read from Lamina's own S3 API when applied."""
+    if isinstance(uri, dict) and isinstance(uri.get("Bucket"), str) and "Key" in uri:
+        return uri
     if not isinstance(uri, str):
         raise click.ClickException(
-            f"{logical}: code must be a local folder or zip (S3 locations are not supported by Lamina)"
+            f"{logical}: code must be a local folder or zip, or an s3://bucket/key location"
         )
     if uri.startswith("s3://"):
-        raise click.ClickException(
-            f"{logical}: {uri}: S3 locations are not supported by Lamina; give a local folder"
-        )
+        return uri
     folder = (base / uri).resolve()
     data = pack(folder)
     key = hashlib.sha256(data).hexdigest()
