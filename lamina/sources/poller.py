@@ -3,13 +3,14 @@ function with each batch, settles the records, and reports how it went (LastProc
 
 See base.py for the two ways a source is driven (queues, ordered streams). Here:
 - nothing is fetched while the function cannot be invoked (missing, not Active);
-- a queue mapping of a kind that `scales` (SQS) starts with DEFAULT_QUEUE_WORKERS batches in flight (fewer when its ceiling is
-  lower) and, while the source has a backlog, adds SCALE_STEP every SCALE_INTERVAL_S up to its
-  ceiling: ScalingConfig.MaximumConcurrency, else the function's concurrency (reserved, or the
-  unreserved pool). It does not grow while invocations are throttled. A worker whose long poll
-  comes back empty, or whose batch met throttles, ends while there are more than the starting
-  number (scale down: +5 a second up, one worker less per throttled batch down). Other queue
-  kinds (RabbitMQ, whose prefetch window is sized for it) keep MaximumConcurrency or 5 workers;
+- a queue mapping of a kind that `scales` (SQS) starts with DEFAULT_QUEUE_WORKERS batches in
+  flight (fewer when its ceiling is lower) and, while the source has a backlog, adds SCALE_STEP
+  every SCALE_INTERVAL_S up to its ceiling: ScalingConfig.MaximumConcurrency, else the function's
+  concurrency (reserved, or the unreserved pool). It does not grow while invocations are
+  throttled or fail. A worker whose long poll comes back empty, or whose batch was throttled or
+  failed, ends while there are more than the starting number (scale down: +5 a second up, one
+  worker less per such batch down). Other queue kinds (RabbitMQ, whose prefetch window is sized
+  for it) keep MaximumConcurrency or 5 workers;
 - a throttle (429) is retried with backoff, without counting as a failure; queue batches give
   up after THROTTLE_GIVE_UP_S (their records come back by the source's rules), ordered batches
   never do (the partition waits, as Lambda's does);
@@ -172,6 +173,7 @@ class Poller:
         self._group: asyncio.TaskGroup | None = None
         self._lanes: list[_Lane] = []
         self._throttles = 0  # invocations throttled so far (the scaler holds while they grow)
+        self._failures = 0  # queue batches failed so far (likewise)
         self.peak_width = 0  # the most queue batches that were allowed in flight at once
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -342,18 +344,19 @@ class Poller:
     async def _scale_queues(self) -> None:
         """Scale up: every SCALE_INTERVAL_S, a lane whose workers found records and none of
         which waits for any gets SCALE_STEP more, up to its ceiling, unless invocations were
-        throttled meanwhile (more batches would only be throttled too)."""
-        throttles = self._throttles
+        throttled or failed meanwhile (more batches would only be throttled or fail too)."""
+        throttles, failures = self._throttles, self._failures
         while not self._draining:
             await asyncio.sleep(SCALE_INTERVAL_S)
             ceiling = self._queue_ceiling()
-            throttled, throttles = self._throttles != throttles, self._throttles
+            troubled = self._throttles != throttles or self._failures != failures
+            throttles, failures = self._throttles, self._failures
             now = time.monotonic()
             for lane in self._lanes:
                 lane.ceiling = ceiling
                 lane.floor = min(DEFAULT_QUEUE_WORKERS, ceiling)
                 waiting = any(now - t >= IDLE_FETCH_S for t in lane.fetching.values())
-                if lane.fed and not throttled and not waiting and lane.width < ceiling:
+                if lane.fed and not troubled and not waiting and lane.width < ceiling:
                     more = min(SCALE_STEP, ceiling - lane.width)
                     lane.width += more
                     assert self._group is not None
@@ -388,8 +391,11 @@ class Poller:
                 failed_any = await self._queue_batch(source, records)
             finally:
                 self._busy.discard(me)
-            if self._throttles != throttles and lane.width > lane.floor and self.kind.scales:
-                lane.width -= 1  # the function is saturated: fewer batches in flight
+            if failed_any:
+                self._failures += 1
+            troubled = failed_any or self._throttles != throttles
+            if troubled and lane.width > lane.floor and self.kind.scales:
+                lane.width -= 1  # saturated or failing: fewer batches in flight (as Lambda)
                 return
             if failed_any:
                 errors += 1

@@ -610,3 +610,53 @@ async def test_throttles_stop_the_growth_and_shed_workers() -> None:
     assert most[0] == 6
     assert poller.peak_width < 30, "climbed to the ceiling although the function was saturated"
     assert any(b < a for a, b in itertools.pairwise(widths)), "never shed a worker"
+
+
+@sync
+async def test_a_failing_function_is_not_scaled_up() -> None:
+    """Lambda scales a failing mapping down, not up: every batch fails, the width stays at 5."""
+    source = MemorySource(400)
+    fn = Function(lambda ns: result(None, "Unhandled"))
+
+    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
+        return [source]
+
+    kind = SourceKind(
+        name="memory",
+        event_source="memory",
+        ordered=False,
+        default_batch_size=4,
+        max_batch_size=100,
+        claims=lambda _r: True,
+        open=open_sources,
+        scales=True,
+    )
+
+    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
+        pass
+
+    poller = Poller(
+        mapping(max_concurrency=20, batch_size=2),
+        kind,
+        SourceContext(
+            account_id="0",
+            data_dir=Path("/nonexistent"),
+            checkpoints=None,  # type: ignore[arg-type]
+            secrets=None,  # type: ignore[arg-type]
+        ),
+        invoke=fn,
+        ready=lambda _m: None,
+        send_failure=send_failure,
+        status=MappingStatus(),
+    )
+    cap, poller_module.ERROR_MAX_S = poller_module.ERROR_MAX_S, 0.01  # quick pauses after errors
+    poller.start()
+    deadline = time.monotonic() + 20
+    try:
+        while len(source.released) < len(source.records):
+            assert time.monotonic() < deadline, "the batches were not all tried"
+            await asyncio.sleep(0.005)
+    finally:
+        await poller.stop()
+        poller_module.ERROR_MAX_S = cap
+    assert poller.peak_width == 5
