@@ -135,6 +135,13 @@ class _Lane:
     fetching: dict[asyncio.Task[Any] | None, float] = field(default_factory=dict)
 
 
+def _reported(config: MappingConfig, batch: list[Record], result: InvokeResult | None) -> bool:
+    """Whether the function answered the batch with a valid batchItemFailures list."""
+    if result is None or result.function_error is not None or not config.reports_item_failures:
+        return False
+    return failed_items(result.payload, [r.id for r in batch]) is not None
+
+
 class _NotReady(Exception):
     """The function cannot be invoked now; the batch is given back."""
 
@@ -404,14 +411,19 @@ class Poller:
                 errors = 0
 
     async def _queue_batch(self, source: Source, records: list[Record]) -> bool:
-        """Filter, invoke, settle one fetched batch; True when some of it failed."""
+        """Filter, invoke, settle one fetched batch; True when an invocation failed (an error, a
+        throttle that lasted, an invalid batchItemFailures answer). Items a function reports
+        failed come back too, but do not count: with ReportBatchItemFailures Lambda does not
+        slow a mapping down for them."""
         kept, dropped = self._split_filtered(records)
         if dropped:
             await source.acknowledge(dropped)
         failed_any = False
         for number, chunk in enumerate(split_by_size(kept)):
             try:
-                failed, _ = await self._invoke_batch(source, chunk, give_up_s=THROTTLE_GIVE_UP_S)
+                failed, result = await self._invoke_batch(
+                    source, chunk, give_up_s=THROTTLE_GIVE_UP_S
+                )
             except _NotReady:
                 await source.release([r for c in split_by_size(kept)[number:] for r in c])
                 failed_any = True
@@ -422,7 +434,7 @@ class Poller:
                 await source.acknowledge(done)
             if failed:
                 await source.release(failed)
-                failed_any = True
+                failed_any = failed_any or not _reported(self.config, chunk, result)
         return failed_any
 
     # -- ordered streams -------------------------------------------------------------------------

@@ -660,3 +660,59 @@ async def test_a_failing_function_is_not_scaled_up() -> None:
         await poller.stop()
         poller_module.ERROR_MAX_S = cap
     assert poller.peak_width == 5
+
+
+@sync
+async def test_reported_item_failures_neither_slow_nor_shrink_the_mapping() -> None:
+    """With ReportBatchItemFailures a batch with some failed items is no failed invocation: the
+    mapping still scales up (Lambda does not scale down for them)."""
+    source = MemorySource(600)
+
+    async def partly(_m: MappingConfig, payload: bytes) -> InvokeResult:
+        first = json.loads(payload)["Records"][0]["n"]
+        await asyncio.sleep(0.02)
+        return result({"batchItemFailures": [{"itemIdentifier": str(first)}]})
+
+    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
+        return [source]
+
+    kind = SourceKind(
+        name="memory",
+        event_source="memory",
+        ordered=False,
+        default_batch_size=4,
+        max_batch_size=100,
+        claims=lambda _r: True,
+        open=open_sources,
+        scales=True,
+    )
+
+    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
+        pass
+
+    poller = Poller(
+        mapping(
+            max_concurrency=12, batch_size=2, function_response_types=("ReportBatchItemFailures",)
+        ),
+        kind,
+        SourceContext(
+            account_id="0",
+            data_dir=Path("/nonexistent"),
+            checkpoints=None,  # type: ignore[arg-type]
+            secrets=None,  # type: ignore[arg-type]
+        ),
+        invoke=partly,
+        ready=lambda _m: None,
+        send_failure=send_failure,
+        status=MappingStatus(),
+    )
+    poller.start()
+    deadline = time.monotonic() + 20
+    try:
+        while len(source.acked) + len(source.released) < len(source.records):
+            assert time.monotonic() < deadline, "the backlog was not drained"
+            await asyncio.sleep(0.005)
+    finally:
+        await poller.stop()
+    assert len(source.released) == 300
+    assert poller.peak_width == 12
