@@ -23,6 +23,7 @@ COLUMNS = (
     ("warm_starts", "WARM"),
     ("throttles", "THROTTLED"),
     ("evictions", "EVICTED"),
+    ("spares", "SPARE"),  # initialised ahead of need, not counted in ENVS
 )
 
 

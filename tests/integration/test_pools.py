@@ -57,6 +57,10 @@ def test_scale_out_and_warm_reuse_are_counted(
     assert body["stream"] == again["stream"], "the most recently used environment is reused"
     st = version_status(endpoint, name)
     assert (st["environments"], st["warm_starts"], st["invocations"]) == (3, 2, 5), st
+    deadline = time.monotonic() + 30  # the spare forked after the scale-out (no later change)
+    while version_status(endpoint, name)["spares"] != 1:
+        assert time.monotonic() < deadline, version_status(endpoint, name)
+        time.sleep(0.05)
     out = subprocess.run(
         [sys.executable, "-m", "lamina", "status", "--endpoint", endpoint],
         capture_output=True,
@@ -65,6 +69,8 @@ def test_scale_out_and_warm_reuse_are_counted(
         timeout=60,
     ).stdout
     [row] = [line.split() for line in out.splitlines() if line.startswith(f"{name}:$LATEST")]
+    header = next(line.split() for line in out.splitlines() if line.startswith("FUNCTION"))
+    assert header[-1] == "SPARE" and row[-1] == "1", out
     assert row[1:8] == ["3", "0", "3", "0", "5", "3", "3"], (
         out
     )  # envs busy idle prov invokes cold forked
