@@ -67,7 +67,7 @@ class EventsAPI:
                 raise UnknownOperationException(f"Lamina does not serve EventBridge {operation}.")
             try:
                 body = json.loads(req.body or b"{}")
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                 raise SerializationException("The request body is not valid JSON.") from exc
             if not isinstance(body, dict):
                 raise SerializationException("The request body must be a JSON object.")

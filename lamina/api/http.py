@@ -53,15 +53,24 @@ class Request:
             return {}
         try:
             data = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
+            # RecursionError: nesting deeper than the decoder goes (AWS's parser has a depth
+            # limit too, and answers this same 400).
             raise InvalidRequestContentException(
-                f"Could not parse request body into json: {exc}"
+                f"Could not parse request body into json: {json_error_reason(exc)}"
             ) from exc
         if not isinstance(data, dict):
             raise InvalidRequestContentException(
                 "Could not parse request body into json: expected an object"
             )
         return data
+
+
+def json_error_reason(exc: Exception) -> str:
+    """The parser's message, or one for nesting deeper than the decoder goes."""
+    if isinstance(exc, RecursionError):
+        return "the JSON nesting is too deep"
+    return str(exc)
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from lamina.api.http import Request, Response, Router, empty, json_response
+from lamina.api.http import Request, Response, Router, empty, json_error_reason, json_response
 from lamina.control.model import FunctionConfig
 from lamina.control.names import FunctionRef, merge_qualifier, parse_function_ref
 from lamina.errors import (
@@ -39,15 +39,16 @@ def check_payload(payload: bytes, limit: int) -> bytes:
         # UTF-8 text straight to the decoder (json.loads would sniff the encoding first: it
         # cost as much as the rest of the checks); anything else as json.loads takes it.
         _DECODER.decode(payload.decode())
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     else:
         return payload
     try:
         json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidRequestContentException(
-            f"Could not parse request body into json: Could not parse payload into json: {exc}"
+            "Could not parse request body into json: Could not parse payload into json: "
+            + json_error_reason(exc)
         ) from exc
     return payload
 

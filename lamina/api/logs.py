@@ -31,8 +31,10 @@ class LogsAPI:
     async def __call__(self, req: Request, operation: str) -> Response:
         try:
             body = json.loads(req.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             return _error("SerializationException", "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return _error("SerializationException", "The request body must be a JSON object.")
         handler = {
             "DescribeLogGroups": self.describe_log_groups,
             "DescribeLogStreams": self.describe_log_streams,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 from xml.etree import ElementTree as ET
+from xml.parsers import expat
 
 from lamina.errors import LambdaError, ResourceNotFoundException
 from lamina.triggers.buckets import Bucket, Buckets
@@ -146,10 +147,24 @@ def _root(tag: str) -> ET.Element:
     return ET.Element(tag, xmlns=NS)
 
 
+def _refuse_dtd(*_: object) -> None:
+    raise ValueError("a DTD")
+
+
+def _check_no_dtd(body: bytes) -> None:
+    """S3's request bodies have no DTD: refusing one means no entity is ever declared, so no
+    expansion bomb or external entity reaches the tree, whatever the linked expat's own limits."""
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    parser.Parse(body, True)
+
+
 def _parse_xml(body: bytes) -> ET.Element:
     try:
+        _check_no_dtd(body)
         root = ET.fromstring(body)
-    except ET.ParseError:
+    except (ET.ParseError, expat.ExpatError, ValueError):
         raise MalformedXML(
             "The XML you provided was not well-formed or did not validate against our "
             "published schema"

@@ -109,7 +109,7 @@ class SqsAPI:
                 raise UnsupportedOperation(f"Lamina does not serve SQS {operation}.")
             try:
                 body = json.loads(req.body or b"{}")
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                 raise InvalidParameterValue("The request body is not valid JSON.") from exc
             if not isinstance(body, dict):
                 raise InvalidParameterValue("The request body must be a JSON object.")

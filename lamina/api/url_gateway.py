@@ -372,7 +372,7 @@ def buffered_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes
     """A BUFFERED function's result: an HTTP-shaped object, or any other value as JSON."""
     try:
         result = json.loads(payload) if payload else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return _internal_error()
     if isinstance(result, dict) and "statusCode" in result:
         try:
@@ -433,7 +433,7 @@ def split_prelude(data: bytes) -> tuple[int, list[tuple[str, str]], bytes] | Non
         status, headers, _ = http_shaped(
             {**meta, "statusCode": meta.get("statusCode", 200), "body": None}
         )
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     return status, headers, body
 

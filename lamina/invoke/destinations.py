@@ -48,7 +48,7 @@ def embed(payload: bytes) -> Any:
     """A payload inside a record: as JSON when it is JSON, else as text."""
     try:
         return json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         return payload.decode("utf-8", "replace")
 
 

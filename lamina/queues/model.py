@@ -141,7 +141,7 @@ def _redrive(text: str) -> str:
         data = json.loads(text)
         arn = data["deadLetterTargetArn"]
         count = int(data["maxReceiveCount"])
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise InvalidAttributeValue(
             "Value for parameter RedrivePolicy is invalid. Reason: Redrive policy is not a valid "
             "JSON map with deadLetterTargetArn and maxReceiveCount."

@@ -777,7 +777,7 @@ def _error_document(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, str
     header_type = headers.get("lambda-runtime-function-error-type")
     try:
         doc = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         doc = None
     if isinstance(doc, dict):
         error_type = doc.get("errorType") or header_type or "Runtime.Unknown"

@@ -46,7 +46,7 @@ def compile_filters(patterns: Sequence[str]) -> Filters:
         try:
             pattern = json.loads(text)
             check_pattern(pattern)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise InvalidParameterValueException(
                 f"Invalid filter pattern definition. {exc}".strip()
             ) from exc
@@ -263,5 +263,5 @@ def json_view(text: str) -> Any:
     """A body or data field as Lambda filters it: parsed when it is JSON, else the text."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to filter on
         return text

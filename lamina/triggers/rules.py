@@ -550,7 +550,7 @@ def check_pattern(pattern: str) -> None:
     """Stored, not evaluated (Lamina has no PutEvents yet): it must be a JSON object."""
     try:
         parsed = json.loads(pattern)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidEventPatternException(
             f"Event pattern is not valid. Reason: {exc.__class__.__name__}: {exc}"
         ) from exc
@@ -597,7 +597,7 @@ def target_problem(target: dict[str, Any]) -> str | None:
             return "Input must be a JSON text of at most 8192 characters."
         try:
             json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "Input is not valid JSON text."
     path = target.get("InputPath")
     if path is not None and (not isinstance(path, str) or not INPUT_PATH_RE.fullmatch(path)):
