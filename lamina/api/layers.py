@@ -61,7 +61,7 @@ class LayersAPI:
                     "Member must have length less than or equal to 15",
                 )
             )
-        elif any(r not in self.layers.runtimes for r in runtimes):
+        elif any(not isinstance(r, str) or r not in self.layers.runtimes for r in runtimes):
             errors.append(
                 _violation(
                     _listed(runtimes),
@@ -80,7 +80,7 @@ class LayersAPI:
                     "Member must have length less than or equal to 2",
                 )
             )
-        elif any(a not in ARCHITECTURES for a in archs):
+        elif any(not isinstance(a, str) or a not in ARCHITECTURES for a in archs):
             errors.append(
                 _violation(
                     _listed(archs),

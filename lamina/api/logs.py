@@ -17,6 +17,40 @@ def _error(code: str, message: str, status: int = 400) -> Response:
     return Response(status, json.dumps({"__type": code, "message": message}).encode(), [], JSON_11)
 
 
+# The members Lamina reads and their JSON types (the model's): a wrong one is refused up front,
+# as AWS's deserializer does, instead of failing inside a handler.
+_STR, _INT, _BOOL, _LIST = (str,), (int,), (bool,), (list,)
+_MEMBER_TYPES: dict[str, tuple[type, ...]] = {
+    "logGroupName": _STR,
+    "logGroupIdentifier": _STR,
+    "logGroupNamePrefix": _STR,
+    "logStreamName": _STR,
+    "logStreamNamePrefix": _STR,
+    "orderBy": _STR,
+    "nextToken": _STR,
+    "filterPattern": _STR,
+    "descending": _BOOL,
+    "startFromHead": _BOOL,
+    "interleaved": _BOOL,
+    "limit": _INT,
+    "startTime": _INT,
+    "endTime": _INT,
+    "logStreamNames": _LIST,
+}
+
+
+def _wrong_type(body: dict[str, Any]) -> str | None:
+    for member, types in _MEMBER_TYPES.items():
+        value = body.get(member)
+        if value is None:
+            continue
+        if not isinstance(value, types) or (types is _INT and isinstance(value, bool)):
+            return member
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            return member
+    return None
+
+
 def _ok(data: dict[str, Any]) -> Response:
     resp = json_response(data)
     resp.content_type = JSON_11
@@ -35,6 +69,9 @@ class LogsAPI:
             return _error("SerializationException", "The request body is not valid JSON.")
         if not isinstance(body, dict):
             return _error("SerializationException", "The request body must be a JSON object.")
+        wrong = _wrong_type(body)
+        if wrong is not None:
+            return _error("SerializationException", f"Member {wrong} has the wrong type.")
         handler = {
             "DescribeLogGroups": self.describe_log_groups,
             "DescribeLogStreams": self.describe_log_streams,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
+import json
 import logging
 import math
 import random
@@ -61,16 +61,27 @@ def new_trace_id() -> str:
     return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:]};Sampled=0"
 
 
+CLIENT_CONTEXT_MAX = 3583  # base64 characters (AWS's documented limit)
+
+
 def decode_client_context(value: str | None) -> str | None:
     """X-Amz-Client-Context is base64 JSON; the runtime gets the decoded JSON."""
     if not value:
         return None
+    if len(value) > CLIENT_CONTEXT_MAX:
+        raise InvalidParameterValueException(
+            f"Client context must be at most {CLIENT_CONTEXT_MAX} bytes of base64-encoded data."
+        )
     try:
-        return base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
+        text = base64.b64decode(value, validate=True).decode()
+        # The runtime hands the object to the handler's context: anything else breaks it there.
+        if not isinstance(json.loads(text), dict):
+            raise ValueError("not an object")
+    except (ValueError, RecursionError) as exc:  # binascii.Error and UnicodeDecodeError too
         raise InvalidParameterValueException(
             "Client context must be a valid Base64-encoded JSON object."
         ) from exc
+    return text
 
 
 class Dispatcher:

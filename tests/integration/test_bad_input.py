@@ -1,0 +1,596 @@
+"""Malformed and oversized requests get a 4xx naming an error a client can act on, never a 500.
+
+A sweep driven by botocore's Lambda model: for every operation the server routes, each member of
+its input is sent with values of the wrong type (and odd strings), over raw HTTP. The other
+services' JSON protocols (SQS, Logs, EventBridge) and the S3 XML bodies get the same treatment.
+After each group the server must still answer, and its log must hold no traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import botocore.session
+import pytest
+from botocore.model import OperationModel, Shape, StructureShape
+from botocore.parsers import create_parser
+from botocore.serialize import create_serializer
+
+from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, function_zip
+from tests.integration.lamina_process import LaminaProcess
+from tests.integration.rawhttp import raw
+
+MODEL = botocore.session.get_session().get_service_model("lambda")
+SERIALIZER = create_serializer("rest-json", include_validation=False)
+PARSER = create_parser("rest-json")
+
+# Errors Lambda answers for any operation (not all are in each operation's modelled list).
+GENERIC_ERRORS = {
+    "ValidationException",
+    "InvalidParameterValueException",
+    "InvalidRequestContentException",
+    "ResourceNotFoundException",
+    "RequestTooLargeException",
+    "UnsupportedMediaTypeException",
+    "UnknownOperationException",
+}
+# Operations that run a function: the sweep leaves them to the Invoke tests below.
+SKIP = {"Invoke", "InvokeAsync", "InvokeWithResponseStream"}
+MISSING_FN = "lamina-bad-input-missing"
+ECHO_ZIP = function_zip("echo")
+
+# Wrong-typed values for a member, by the member's shape type.
+WRONG: dict[str, list[Any]] = {
+    "string": [123, True, [], {}, "", "x" * 70_000, "a\u0000b", "\U0001f600" * 10, "../.."],
+    "integer": ["abc", 1.5, -1, 2**63, [], {}, True],
+    "long": ["abc", 1.5, -1, 2**64, [], {}],
+    "boolean": ["yes", 0, [], {}],
+    "blob": [123, "not base64!", [], {}],
+    "timestamp": ["yesterday", [], {}],
+    "structure": ["x", 1, [], {"Unknown": 1}],
+    "list": ["x", 1, {}, [None], [[[]]], list(range(1000))],
+    "map": ["x", 1, [], {"k": []}, {"": ""}],
+}
+WRONG_PARAM = ["", "-1", "abc", "1.5", "99999999999999999999", "%00", "\u00e9", "x" * 5000]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaProcess]:
+    """A server of this module's own: its log is read for tracebacks."""
+    proc = LaminaProcess(tmp_path_factory.mktemp("lamina-bad-input"))
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def fn(server: LaminaProcess) -> dict[str, Any]:
+    client = client_for(server.endpoint)
+    name = "bad-input-" + uuid.uuid4().hex[:8]
+    _create(client, name)
+    return {"name": name, "client": client}
+
+
+def _create(client: Any, name: str) -> None:
+    client.create_function(
+        FunctionName=name,
+        Runtime=PYTHON_RUNTIME,
+        Role=ROLE,
+        Handler="echo.handler",
+        Code={"ZipFile": function_zip("echo")},
+    )
+    client.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
+    )
+
+
+def _error_type(headers: dict[str, str], body: bytes) -> str | None:
+    kind = headers.get("x-amzn-errortype")
+    if kind is None and body:
+        with contextlib.suppress(ValueError):
+            doc = json.loads(body)
+            if isinstance(doc, dict):
+                kind = doc.get("__type") or doc.get("code")
+    return kind.split(":", 1)[0].rsplit("#", 1)[-1] if kind else None
+
+
+def _assert_healthy(server: LaminaProcess) -> None:
+    status, _, _ = raw(server.endpoint, "GET", "/2015-03-31/functions", timeout_s=10)
+    assert status == 200
+    bad = [line for line in server.output if "Traceback" in line or " ERROR " in line]
+    assert not bad, "".join(server.output[-60:])
+
+
+def _check(
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    allowed: set[str],
+    what: str,
+) -> None:
+    assert status < 500, f"{what}: {status} {body[:300]!r}"
+    if status >= 400:
+        kind = _error_type(headers, body)
+        assert kind in allowed, f"{what}: {status} {kind} {body[:300]!r}"
+
+
+# -- the model-driven sweep ---------------------------------------------------------------------
+
+
+def _base_value(name: str, shape: Shape, fn_name: str, depth: int = 0) -> Any:
+    """A plausible value for a member: the sweep changes one member at a time from these."""
+    kind = shape.type_name
+    if kind == "string":
+        if shape.enum:
+            return shape.enum[0]
+        return {
+            "FunctionName": fn_name,
+            "Role": ROLE,
+            "Runtime": PYTHON_RUNTIME,
+            "Handler": "echo.handler",
+            "UUID": str(uuid.uuid4()),
+            "Qualifier": "$LATEST",
+        }.get(name, "x1")
+    if kind in ("integer", "long"):
+        return int(shape.metadata.get("min", 1)) or 1
+    if kind == "boolean":
+        return False
+    if kind == "blob":
+        return ECHO_ZIP if name == "ZipFile" else b"{}"
+    if kind == "timestamp":
+        return dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    if kind == "structure" and depth < 3:
+        assert isinstance(shape, StructureShape)
+        return {
+            m: _base_value(m, shape.members[m], fn_name, depth + 1) for m in shape.required_members
+        }
+    if kind == "list":
+        return []
+    return {}
+
+
+def _serialize(
+    op: OperationModel, params: dict[str, Any]
+) -> tuple[str, str, dict[str, str], bytes]:
+    req = SERIALIZER.serialize_to_request(params, op)
+    query = req["query_string"]
+    path = req["url_path"]
+    if query:
+        path += ("&" if "?" in path else "?") + (
+            urlencode(query, doseq=True) if isinstance(query, dict) else query
+        )
+    body = req["body"] if isinstance(req["body"], bytes) else str(req["body"]).encode()
+    headers = {k: str(v) for k, v in req["headers"].items()}
+    return req["method"], path, headers, body
+
+
+def _readable(endpoint: str, name: str) -> str | None:
+    """What Lamina accepted must read back as the model says (None: it does; "": it is gone)."""
+    status, headers, body = raw(endpoint, "GET", f"/2015-03-31/functions/{name}")
+    if status == 404:
+        return ""
+    try:
+        PARSER.parse(
+            {"status_code": status, "headers": headers, "body": body},
+            MODEL.operation_model("GetFunction").output_shape,
+        )
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _operations() -> list[str]:
+    return [op for op in MODEL.operation_names if op not in SKIP]
+
+
+def _served(endpoint: str, op: OperationModel) -> bool:
+    base = _base(op, MISSING_FN)
+    method, path, headers, body = _serialize(op, base)
+    status, out, _ = raw(endpoint, method, path, body, headers, timeout_s=30)
+    return not (status in (404, 405) and out.get("x-amzn-errortype") == "UnknownOperationException")
+
+
+def _base(op: OperationModel, fn_name: str) -> dict[str, Any]:
+    shape = op.input_shape
+    if shape is None:
+        return {}
+    return {m: _base_value(m, shape.members[m], fn_name) for m in shape.required_members}
+
+
+def test_model_sweep(server: LaminaProcess) -> None:
+    """Every member of every served operation, with wrong types and odd values."""
+    endpoint = server.endpoint
+    client = client_for(endpoint)
+    fn = {"name": "bad-input-sweep-" + uuid.uuid4().hex[:8]}  # its own: the sweep changes it
+    _create(client, fn["name"])
+    served = 0
+    failures: list[str] = []
+    for op_name in _operations():
+        op = MODEL.operation_model(op_name)
+        if not _served(endpoint, op):
+            continue
+        served += 1
+        allowed = GENERIC_ERRORS | {s.name for s in op.error_shapes}
+        shape = op.input_shape
+        members = shape.members if shape is not None else {}
+        # Destructive operations work on a function that does not exist: a wrong value that
+        # got through would otherwise delete the sweep's function.
+        target = MISSING_FN if op_name.startswith("Delete") else fn["name"]
+        for member, mshape in members.items():
+            location = mshape.serialization.get("location")
+            if op_name == "CreateFunction":
+                target = "bad-input-new-" + uuid.uuid4().hex[:8]  # a success makes a new one
+            base = _base(op, target)
+            if location in ("uri", "querystring", "header"):
+                values: list[Any] = WRONG_PARAM
+            else:
+                values = WRONG.get(mshape.type_name, [])
+            for value in values:
+                if location in ("uri", "querystring", "header"):
+                    method, path, headers, body = _serialize(op, {**base, member: "PLACEHOLDER"})
+                    wire = mshape.serialization.get("name", member)
+                    if location == "header":
+                        headers[wire] = value.encode("utf-8").decode("latin-1")
+                    else:
+                        path = path.replace("PLACEHOLDER", quote(value, safe=""))
+                else:
+                    method, path, headers, body = _serialize(op, base)
+                    doc = json.loads(body) if body else {}
+                    if not isinstance(doc, dict):
+                        continue
+                    doc[mshape.serialization.get("name", member)] = value
+                    body = json.dumps(doc).encode()
+                    headers["Content-Type"] = "application/json"
+                    headers.pop("Content-Length", None)
+                status, out, resp = raw(endpoint, method, path, body, headers, timeout_s=30)
+                try:
+                    _check(status, out, resp, allowed, f"{op_name}.{member}={str(value)[:40]!r}")
+                except AssertionError as exc:
+                    failures.append(str(exc).split("\n", 1)[0])
+                if op_name == "CreateFunction" and status < 300:
+                    problem = _readable(endpoint, target)
+                    if problem:
+                        failures.append(f"CreateFunction.{member}: reads back wrong: {problem}")
+                    raw(endpoint, "DELETE", f"/2015-03-31/functions/{target}")
+        problem = _readable(endpoint, fn["name"])
+        if problem:
+            failures.append(f"{op_name}: the function reads back wrong: {problem}")
+            with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+                client.delete_function(FunctionName=fn["name"])
+        if problem is not None:
+            _create(client, fn["name"])  # go on with a new one
+    assert not failures, "\n".join(failures)
+    assert served >= 30
+    _assert_healthy(server)
+
+
+# -- bodies, headers and paths ------------------------------------------------------------------
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+DEEP_OBJECT = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+
+
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, b"{", b"\xff\xfe", b"[]", b'"s"', b"nul\x00"])
+def test_bad_json_bodies(server: LaminaProcess, fn: dict[str, Any], body: bytes) -> None:
+    endpoint = server.endpoint
+    name = fn["name"]
+    cases = [
+        ("POST", "/2015-03-31/functions"),
+        ("PUT", f"/2015-03-31/functions/{name}/configuration"),
+        ("POST", f"/2015-03-31/functions/{name}/aliases"),
+        ("PUT", f"/2017-10-31/functions/{name}/concurrency"),
+        ("POST", "/2015-03-31/event-source-mappings"),
+        ("POST", f"/2015-03-31/functions/{name}/versions"),
+    ]
+    for method, path in cases:
+        status, out, resp = raw(endpoint, method, path, body, {"Content-Type": "application/json"})
+        _check(status, out, resp, GENERIC_ERRORS, f"{method} {path}")
+        assert status == 400, (method, path, resp[:200])
+    for invocation_type in ("RequestResponse", "Event", "DryRun"):
+        status, out, resp = raw(
+            endpoint,
+            "POST",
+            f"/2015-03-31/functions/{name}/invocations",
+            body,
+            {"X-Amz-Invocation-Type": invocation_type},
+        )
+        if body in (b"[]", b'"s"'):  # JSON, if not an object: Lambda takes it
+            assert status in (200, 202, 204), resp
+            continue
+        assert status == 400, resp
+        assert out["x-amzn-errortype"] == "InvalidRequestContentException"
+        assert b"Could not parse request body into json" in resp
+    _assert_healthy(server)
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({"X-Amz-Invocation-Type": "Sync"}, "InvalidParameterValueException"),
+        ({"X-Amz-Invocation-Type": ""}, "InvalidParameterValueException"),
+        ({"X-Amz-Log-Type": "All"}, "InvalidParameterValueException"),
+        ({"X-Amz-Client-Context": "not base64!"}, "InvalidParameterValueException"),
+        (
+            {"X-Amz-Client-Context": base64.b64encode(b"\xff\xfe").decode()},
+            "InvalidParameterValueException",
+        ),
+        (
+            {"X-Amz-Client-Context": base64.b64encode(b"[1, 2]").decode()},
+            "InvalidParameterValueException",
+        ),
+        (
+            {
+                "X-Amz-Client-Context": base64.b64encode(
+                    json.dumps({"custom": {"k": "v" * 4000}}).encode()
+                ).decode()
+            },
+            "InvalidParameterValueException",
+        ),
+    ],
+)
+def test_bad_invoke_headers(
+    server: LaminaProcess, fn: dict[str, Any], headers: dict[str, str], error: str
+) -> None:
+    path = f"/2015-03-31/functions/{fn['name']}/invocations"
+    status, out, resp = raw(server.endpoint, "POST", path, b"{}", headers)
+    assert status == 400, resp
+    assert out["x-amzn-errortype"] == error
+    _assert_healthy(server)
+
+
+def test_invoke_size_limits(server: LaminaProcess, fn: dict[str, Any]) -> None:
+    path = f"/2015-03-31/functions/{fn['name']}/invocations"
+    big = b'"' + b"x" * (6 * 1024 * 1024) + b'"'
+    status, out, _ = raw(server.endpoint, "POST", path, big)
+    assert status == 413 and out["x-amzn-errortype"] == "RequestTooLargeException"
+    event = b'"' + b"x" * (1024 * 1024) + b'"'
+    status, out, _ = raw(server.endpoint, "POST", path, event, {"X-Amz-Invocation-Type": "Event"})
+    assert status == 413 and out["x-amzn-errortype"] == "RequestTooLargeException"
+    _assert_healthy(server)
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "%00",
+        "a%00b",
+        "%2e%2e",
+        "%2F",
+        "..%2F..%2Fetc",
+        "%C3%A9t%C3%A9",
+        "%FF%FE",
+        "%",
+        "%zz",
+        "x" * 10_000,
+        "arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Ax%3A%24LATEST%3Amore",
+        "arn%3Aaws%3Alambda%3Aeu-west-1%3A999999999999%3Afunction%3Ax",
+        "%F0%9F%98%80",
+    ],
+)
+def test_odd_path_segments(server: LaminaProcess, segment: str) -> None:
+    endpoint = server.endpoint
+    for method, path in [
+        ("GET", f"/2015-03-31/functions/{segment}"),
+        ("GET", f"/2015-03-31/functions/{segment}/configuration"),
+        ("DELETE", f"/2015-03-31/functions/{segment}"),
+        ("POST", f"/2015-03-31/functions/{segment}/invocations"),
+        ("GET", f"/2015-03-31/functions/{segment}/aliases/{segment}"),
+        ("GET", f"/2015-03-31/event-source-mappings/{segment}"),
+        ("GET", f"/2018-10-31/layers/{segment}/versions/1"),
+        ("GET", f"/2021-10-31/functions/{segment}/url"),
+        ("GET", f"/2019-09-25/functions/{segment}/event-invoke-config"),
+    ]:
+        status, out, resp = raw(endpoint, method, path, b"" if method != "POST" else b"{}")
+        _check(status, out, resp, GENERIC_ERRORS, f"{method} {path[:80]}")
+        assert status >= 400
+    _assert_healthy(server)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "MaxItems=-1",
+        "MaxItems=abc",
+        "MaxItems=0",
+        "MaxItems=100000",
+        "MaxItems=",
+        "Marker=%00",
+        "Marker=not-a-marker",
+        "Marker=" + "A" * 5000,
+        "Marker=%FF",
+        "FunctionVersion=BOGUS",
+        "MasterRegion=nowhere",
+        "Qualifier=%00",
+        "MaxItems=1&MaxItems=2",
+        "%zz=%zz",
+    ],
+)
+def test_bad_query_parameters(server: LaminaProcess, fn: dict[str, Any], query: str) -> None:
+    name = fn["name"]
+    for path in [
+        "/2015-03-31/functions/",
+        f"/2015-03-31/functions/{name}/versions",
+        f"/2015-03-31/functions/{name}/aliases",
+        "/2015-03-31/event-source-mappings",
+        "/2018-10-31/layers",
+        f"/2021-10-31/functions/{name}/urls",
+        f"/2019-09-25/functions/{name}/event-invoke-config/list",
+        f"/2019-09-30/functions/{name}/provisioned-concurrency?List=ALL",
+    ]:
+        full = path + ("&" if "?" in path else "?") + query
+        status, out, resp = raw(server.endpoint, "GET", full)
+        _check(status, out, resp, GENERIC_ERRORS, f"GET {full[:100]}")
+    _assert_healthy(server)
+
+
+def _raw_socket(endpoint: str, data: bytes, timeout_s: float = 10.0) -> bytes:
+    """Bytes straight onto a socket (http.client will not send a lying Content-Length)."""
+    parts = urlsplit(endpoint)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout_s) as sock:
+        sock.sendall(data)
+        with contextlib.suppress(ConnectionResetError):
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Length: abc\r\n",
+        b"Content-Length: -1\r\n",
+        b"Content-Length: 99999999999999999999\r\n",
+        b"Content-Length: 100\r\n",  # more declared than sent
+        b"Content-Length: 1\r\nContent-Length: 2\r\n",
+        b"Transfer-Encoding: chunked\r\n",  # and a body that is not chunked
+    ],
+)
+def test_bad_content_length(server: LaminaProcess, head: bytes) -> None:
+    request = b"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n{}"
+    answer = _raw_socket(server.endpoint, request)
+    if answer:
+        status = int(answer.split(b" ", 2)[1])
+        assert status < 500, answer[:300]
+    _assert_healthy(server)
+
+
+def test_declared_body_over_limit(server: LaminaProcess) -> None:
+    request = (
+        b"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\nContent-Length: 80000000\r\n\r\n{}"
+    )
+    answer = _raw_socket(server.endpoint, request)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"RequestTooLargeException" in answer
+    _assert_healthy(server)
+
+
+# -- X-Amz-Target services ----------------------------------------------------------------------
+
+
+TARGETS = {
+    "AmazonSQS": ("sqs", "application/x-amz-json-1.0"),
+    "Logs_20140328": ("logs", "application/x-amz-json-1.1"),
+    "AWSEvents": ("events", "application/x-amz-json-1.1"),
+}
+
+
+def _target_ops(service: str) -> list[tuple[str, Any]]:
+    model = botocore.session.get_session().get_service_model(service)
+    return [(name, model.operation_model(name)) for name in model.operation_names]
+
+
+@pytest.mark.parametrize("prefix", sorted(TARGETS))
+def test_json_target_services(server: LaminaProcess, prefix: str) -> None:
+    service, content_type = TARGETS[prefix]
+    endpoint = server.endpoint
+
+    def post(operation: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        headers = {"X-Amz-Target": f"{prefix}.{operation}", "Content-Type": content_type}
+        return raw(endpoint, "POST", "/", body, headers, timeout_s=30)
+
+    for body in (DEEP, DEEP_OBJECT, b"{", b"[]", b"\xff", b"null", b"1"):
+        status, out, resp = post(
+            "ListQueues"
+            if service == "sqs"
+            else "DescribeLogGroups"
+            if service == "logs"
+            else "ListRules",
+            body,
+        )
+        assert 400 <= status < 500, resp[:300]
+        assert _error_type(out, resp) is not None, resp[:300]
+    for bogus in ("NoSuchOperation", "", "." * 10, "\u00e9"):
+        status, out, resp = post(bogus.encode().decode("latin-1"), b"{}")
+        assert 400 <= status < 500, resp[:300]
+    for name, op in _target_ops(service):
+        shape = op.input_shape
+        if shape is None:
+            continue
+        status, out, resp = post(name, b"{}")
+        assert status < 500, f"{name}: {resp[:300]!r}"
+        if status == 400 and _error_type(out, resp) in (
+            "UnsupportedOperation",
+            "UnknownOperationException",
+            "InvalidAction",
+        ):
+            continue  # not served
+        allowed = {s.name for s in op.error_shapes} | {
+            "ValidationException",
+            "SerializationException",
+            "InvalidParameterValue",
+            "InvalidParameterValueException",
+            "InvalidParameterException",
+            "MissingParameter",
+            "MissingRequiredParameterException",
+            "InvalidAttributeName",
+            "InvalidAttributeValue",
+            "InvalidAddress",
+            "ResourceNotFoundException",
+            "QueueDoesNotExist",
+            "AWS.SimpleQueueService.NonExistentQueue",
+        }
+        for member, mshape in shape.members.items():
+            for value in WRONG.get(mshape.type_name, []):
+                body = json.dumps({member: value}).encode()
+                status, out, resp = post(name, body)
+                what = f"{prefix}.{name}.{member}={str(value)[:40]!r}"
+                assert status < 500, f"{what}: {resp[:300]!r}"
+                if status >= 400:
+                    kind = _error_type(out, resp)
+                    assert kind in allowed, f"{what}: {kind} {resp[:300]!r}"
+    _assert_healthy(server)
+
+
+# -- S3 XML bodies ------------------------------------------------------------------------------
+
+
+def test_s3_xml_bombs(server: LaminaProcess) -> None:
+    s3 = client_for(server.endpoint, "s3", s3={"addressing_style": "path"})
+    bucket = "bad-input-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+        + "".join(f'<!ENTITY {chr(98 + i)} "' + f"&{chr(97 + i)};" * 10 + '">' for i in range(9))
+        + "]><Delete><Object><Key>&j;</Key></Object></Delete>"
+    )
+    external = (
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        "<Delete><Object><Key>&x;</Key></Object></Delete>"
+    )
+    deep = "<Delete>" + "<Object>" * 100_000 + "</Object>" * 100_000 + "</Delete>"
+    for doc in (laughs, external, deep, "<Delete>", "\u0000", "<Delete><Object/></Delete>"):
+
+        def body_is(request: Any, doc: str = doc, **_: Any) -> None:
+            request.data = doc.encode()
+            for header in list(request.headers):
+                if header.lower() in ("content-md5", "content-length") or header.lower().startswith(
+                    "x-amz-checksum"
+                ):
+                    del request.headers[header]
+
+        s3.meta.events.register_first("before-sign.s3.DeleteObjects", body_is)
+        try:
+            with pytest.raises(s3.exceptions.ClientError) as info:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k"}]})
+        finally:
+            s3.meta.events.unregister("before-sign.s3.DeleteObjects", body_is)
+        status = info.value.response["ResponseMetadata"]["HTTPStatusCode"]
+        assert 400 <= status < 500, info.value.response
+        assert info.value.response["Error"]["Code"] in (
+            "MalformedXML",
+            "InvalidRequest",
+            "UserKeyMustBeSpecified",
+        )
+    _assert_healthy(server)
