@@ -24,7 +24,7 @@ from botocore.model import OperationModel, Shape, StructureShape
 from botocore.parsers import create_parser
 from botocore.serialize import create_serializer
 
-from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, function_zip
+from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, function_zip, make_zip
 from tests.integration.lamina_process import LaminaProcess
 from tests.integration.rawhttp import raw
 
@@ -593,4 +593,113 @@ def test_s3_xml_bombs(server: LaminaProcess) -> None:
             "InvalidRequest",
             "UserKeyMustBeSpecified",
         )
+    _assert_healthy(server)
+
+
+# -- the Runtime API, from a runtime's side -----------------------------------------------------
+
+
+BOOTSTRAP_PROBE = '''#!/usr/bin/env python3
+"""A custom runtime that misbehaves on purpose and reports what the Runtime API answered."""
+import json
+import os
+import urllib.error
+import urllib.request
+
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+
+
+def call(method, path, body=None, headers=None):
+    req = urllib.request.Request(API + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def kind(body):
+    try:
+        return json.loads(body).get("errorType")
+    except ValueError:
+        return None
+
+
+previous = {}
+while True:
+    _, headers, event = call("GET", "/invocation/next")
+    rid = headers["Lambda-Runtime-Aws-Request-Id"]
+    event = json.loads(event)
+    seen = {}
+    for label, path in (
+        ("bogus", "/invocation/not-a-request-id/response"),
+        ("bogus_error", "/invocation/not-a-request-id/error"),
+        ("empty_id", "/invocation//response"),
+        ("odd_id", "/invocation/%00%2F..%2F/response"),
+        ("unknown", "/invocation/" + rid + "/result"),
+        ("late_init_error", "/init/error"),
+    ):
+        status, _, body = call("POST", path, b"{}")
+        seen[label] = [status, kind(body)]
+    if event.get("deep_error"):
+        status, _, body = call("POST", "/invocation/" + rid + "/error", b"[" * 100000 + b"]" * 100000)
+    elif event.get("big"):
+        status, _, body = call("POST", "/invocation/" + rid + "/response", b"1" * (7 * 1024 * 1024))
+    else:
+        out = json.dumps({"seen": seen, "previous": previous}).encode()
+        status, _, body = call("POST", "/invocation/" + rid + "/response", out)
+    first = [status, kind(body)]
+    status, _, body = call("POST", "/invocation/" + rid + "/response", b"{}")
+    again = [status, kind(body)]
+    status, _, body = call("POST", "/invocation/" + rid + "/error", b"{}")
+    previous = {"first": first, "again": again, "error_after": [status, kind(body)]}
+'''
+
+
+def test_runtime_api_misuse(server: LaminaProcess) -> None:
+    """Bad request ids, posts after the answer, an oversized response and a deeply nested error
+    document: the runtime gets a 4xx, the caller Lambda's error, and the server goes on."""
+    client = client_for(server.endpoint)
+    name = "bad-runtime-" + uuid.uuid4().hex[:8]
+    code = make_zip({"bootstrap": BOOTSTRAP_PROBE}, executable=("bootstrap",))
+    client.create_function(
+        FunctionName=name,
+        Runtime="provided.al2023",
+        Role=ROLE,
+        Handler="probe",
+        Code={"ZipFile": code},
+        MemorySize=512,
+    )
+    client.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
+    )
+
+    def invoke(event: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        resp = client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+        return resp, json.loads(resp["Payload"].read())
+
+    resp, body = invoke({})
+    assert "FunctionError" not in resp, body
+    for label, (status, _) in body["seen"].items():
+        assert 400 <= status < 500, (label, status)
+    assert body["seen"]["bogus"] == [400, "InvalidRequestID"]
+    assert body["seen"]["late_init_error"][0] == 403
+
+    resp, body = invoke({})  # what the previous invocation's runtime saw after its answer
+    prev = body["previous"]
+    assert prev["first"] == [202, None]
+    assert prev["again"][0] in (400, 403) and prev["error_after"][0] in (400, 403), prev
+
+    resp, body = invoke({"big": True})
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Function.ResponseSizeTooLarge", body
+
+    resp, body = invoke({"deep_error": True})
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.Unknown", body
+
+    resp, body = invoke({})
+    assert "FunctionError" not in resp, body
+    assert body["previous"]["first"] == [202, None], body  # the nested error post was taken
+    client.delete_function(FunctionName=name)
     _assert_healthy(server)
