@@ -51,6 +51,35 @@ def _wrong_type(body: dict[str, Any]) -> str | None:
     return None
 
 
+# The model's length limits of the string members Lamina reads (a 70 kB prefix made SQLite's
+# LIKE give up: "pattern too complex").
+_MAX_LENGTHS = {
+    "logGroupName": 512,
+    "logGroupIdentifier": 2048,
+    "logGroupNamePrefix": 512,
+    "logStreamName": 512,
+    "logStreamNamePrefix": 512,
+    "filterPattern": 1024,
+}
+
+
+def _too_long(body: dict[str, Any]) -> str | None:
+    for member, limit in _MAX_LENGTHS.items():
+        value = body.get(member)
+        if isinstance(value, str) and len(value) > limit:
+            return (
+                f"1 validation error detected: Value at '{member}' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {limit}"
+            )
+    names = body.get("logStreamNames") or []  # a list of strings (_wrong_type)
+    if len(names) > 100 or any(len(n) > 512 for n in names):
+        return (
+            "1 validation error detected: Value at 'logStreamNames' failed to satisfy "
+            "constraint: Member must have length less than or equal to 100"
+        )
+    return None
+
+
 def _ok(data: dict[str, Any]) -> Response:
     resp = json_response(data)
     resp.content_type = JSON_11
@@ -72,6 +101,9 @@ class LogsAPI:
         wrong = _wrong_type(body)
         if wrong is not None:
             return _error("SerializationException", f"Member {wrong} has the wrong type.")
+        too_long = _too_long(body)
+        if too_long is not None:
+            return _error("InvalidParameterException", too_long)
         handler = {
             "DescribeLogGroups": self.describe_log_groups,
             "DescribeLogStreams": self.describe_log_streams,
