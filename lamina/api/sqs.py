@@ -81,6 +81,38 @@ def _int(body: Body, key: str, low: int, high: int) -> int | None:
     return value
 
 
+# The container members of SQS's requests and their JSON shapes (the model's): checked up front,
+# so that the handlers can take them as typed (a list where a map belongs was a 500).
+_STR_LISTS = ("AttributeNames", "MessageAttributeNames", "MessageSystemAttributeNames", "TagKeys")
+_STR_MAPS = ("Attributes", "Tags", "tags")
+_OBJECT_MAPS = ("MessageAttributes", "MessageSystemAttributes")
+
+
+def _check_shapes(body: Any) -> None:
+    if not isinstance(body, dict):
+        raise InvalidParameterValue("A batch entry must be a JSON object.")
+    for key in _STR_LISTS:
+        value = body.get(key)
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+        ):
+            raise InvalidParameterValue(f"Value for parameter {key} is invalid: a list of strings.")
+    for key in _STR_MAPS:
+        value = body.get(key)
+        if value is not None and (
+            not isinstance(value, dict)
+            or not all(isinstance(v, str | int | float) for v in value.values())
+        ):
+            raise InvalidParameterValue(f"Value for parameter {key} is invalid: a map of strings.")
+    for key in _OBJECT_MAPS:
+        value = body.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise InvalidParameterValue(f"Value for parameter {key} is invalid: a map.")
+    entries = body.get("Entries")
+    if entries is not None and not isinstance(entries, list):
+        raise InvalidParameterValue("Value for parameter Entries is invalid: a list.")
+
+
 class SqsAPI:
     def __init__(self, queues: Queues, account_id: str) -> None:
         self.queues = queues
@@ -113,6 +145,9 @@ class SqsAPI:
                 raise InvalidParameterValue("The request body is not valid JSON.") from exc
             if not isinstance(body, dict):
                 raise InvalidParameterValue("The request body must be a JSON object.")
+            _check_shapes(body)
+            for entry in body.get("Entries") or ():
+                _check_shapes(entry)
             return await handler(req, body)
         except QueueError as error:
             return error_response(error)
