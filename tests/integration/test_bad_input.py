@@ -486,6 +486,9 @@ TARGETS = {
 }
 
 
+TARGET_BASE: dict[str, Any] = {}  # values for the required members, set per service
+
+
 def _target_ops(service: str) -> list[tuple[str, Any]]:
     model = botocore.session.get_session().get_service_model(service)
     return [(name, model.operation_model(name)) for name in model.operation_names]
@@ -500,6 +503,20 @@ def test_json_target_services(server: LaminaProcess, prefix: str) -> None:
         headers = {"X-Amz-Target": f"{prefix}.{operation}", "Content-Type": content_type}
         return raw(endpoint, "POST", "/", body, headers, timeout_s=30)
 
+    queue_url = f"{endpoint}/000000000000/bad-input-queue"
+
+    def ensure() -> None:
+        if service == "sqs":
+            post("CreateQueue", b'{"QueueName": "bad-input-queue"}')
+        elif service == "events":
+            post("PutRule", b'{"Name": "bad-input-rule", "ScheduleExpression": "rate(1 day)"}')
+
+    TARGET_BASE.update(
+        QueueUrl=queue_url,
+        QueueName="bad-input-queue",
+        Name="bad-input-rule",
+        Rule="bad-input-rule",
+    )
     for body in (DEEP, DEEP_OBJECT, b"{", b"[]", b"\xff", b"null", b"1"):
         status, out, resp = post(
             "ListQueues"
@@ -514,6 +531,7 @@ def test_json_target_services(server: LaminaProcess, prefix: str) -> None:
     for bogus in ("NoSuchOperation", "", "." * 10, "\u00e9"):
         status, out, resp = post(bogus.encode().decode("latin-1"), b"{}")
         assert 400 <= status < 500, resp[:300]
+    failures: list[str] = []
     for name, op in _target_ops(service):
         shape = op.input_shape
         if shape is None:
@@ -540,16 +558,32 @@ def test_json_target_services(server: LaminaProcess, prefix: str) -> None:
             "ResourceNotFoundException",
             "QueueDoesNotExist",
             "AWS.SimpleQueueService.NonExistentQueue",
+            "InvalidMessageContents",
+        }
+        ensure()  # a destructive operation may have taken the resource
+        base = {
+            m: TARGET_BASE.get(m, _base_value(m, shape.members[m], "x1"))
+            for m in shape.required_members
         }
         for member, mshape in shape.members.items():
-            for value in WRONG.get(mshape.type_name, []):
-                body = json.dumps({member: value}).encode()
-                status, out, resp = post(name, body)
-                what = f"{prefix}.{name}.{member}={str(value)[:40]!r}"
-                assert status < 500, f"{what}: {resp[:300]!r}"
-                if status >= 400:
-                    kind = _error_type(out, resp)
-                    assert kind in allowed, f"{what}: {kind} {resp[:300]!r}"
+            bodies = [{**base, member: value} for value in WRONG.get(mshape.type_name, [])]
+            inner = getattr(mshape, "member", None)
+            if isinstance(inner, StructureShape):  # batch entries: each of their members too
+                entry = {
+                    m: TARGET_BASE.get(m, _base_value(m, inner.members[m], "x1"))
+                    for m in inner.required_members
+                }
+                for m, ms in inner.members.items():
+                    bodies += [
+                        {**base, member: [{**entry, m: v}]} for v in WRONG.get(ms.type_name, [])
+                    ]
+            for doc in bodies:
+                status, out, resp = post(name, json.dumps(doc, default=str).encode())
+                what = f"{prefix}.{name}.{member}: {json.dumps(doc, default=str)[:120]}"
+                kind = _error_type(out, resp)
+                if status >= 500 or (status >= 400 and kind not in allowed):
+                    failures.append(f"{what}: {status} {kind} {resp[:200]!r}")
+    assert not failures, "\n".join(failures)
     _assert_healthy(server)
 
 
@@ -703,3 +737,35 @@ def test_runtime_api_misuse(server: LaminaProcess) -> None:
     assert body["previous"]["first"] == [202, None], body  # the nested error post was taken
     client.delete_function(FunctionName=name)
     _assert_healthy(server)
+
+
+# -- function URLs ------------------------------------------------------------------------------
+
+
+def test_function_url_odd_requests(server: LaminaProcess, fn: dict[str, Any]) -> None:
+    """Odd paths, query strings, headers and bodies reach the function or get a 4xx; the
+    function's own failures are the URL's 502, never a 500."""
+    client = fn["client"]
+    url = client.create_function_url_config(FunctionName=fn["name"], AuthType="NONE")["FunctionUrl"]
+    url_id = urlsplit(url).hostname.split(".", 1)[0]  # type: ignore[union-attr]
+    base = f"/lambda-url/{url_id}"
+    cases: list[tuple[str, str, bytes, dict[str, str]]] = [
+        ("GET", base + "/%00/%zz/%FF", b"", {}),
+        ("GET", base + "/?a=%zz&b=%00&%FF=1&&=&c", b"", {}),
+        ("GET", base + "/" + "x" * 8000, b"", {}),
+        ("POST", base + "/", b"\xff\xfe\x00", {"Content-Type": "application/json"}),
+        ("POST", base + "/", b"[" * 100_000, {"Content-Type": "application/json"}),
+        ("POST", base + "/", b"x" * (6 * 1024 * 1024 + 1), {"Content-Type": "text/plain"}),
+        ("GET", base + "/", b"", {"Cookie": ";;=;a=%zz;" + "c=" * 2000}),
+        ("GET", base + "/", b"", {"X-Forwarded-For": "not an address"}),
+        ("GET", base + "/", b"", {"Content-Type": "\u00e9/\u00e9".encode().decode("latin-1")}),
+        ("BREW", base + "/", b"", {}),
+        ("GET", f"/lambda-url/{'z' * 32}/", b"", {}),
+        ("GET", "/lambda-url/%00/", b"", {}),
+        ("GET", "/lambda-url/", b"", {}),
+    ]
+    for method, path, body, headers in cases:
+        status, _, resp = raw(server.endpoint, method, path, body or None, headers)
+        assert status != 500 and status < 503, (method, path[:80], status, resp[:300])
+    _assert_healthy(server)
+    client.delete_function_url_config(FunctionName=fn["name"])
