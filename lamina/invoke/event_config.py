@@ -190,6 +190,11 @@ class EventInvokeConfigs:
         if dest is not None:
             if not isinstance(dest, dict):
                 raise InvalidParameterValueException("DestinationConfig must be an object.")
+            for key in ("OnSuccess", "OnFailure"):
+                if not isinstance(dest.get(key) or {}, dict):
+                    raise InvalidParameterValueException(
+                        f"DestinationConfig.{key} must be an object."
+                    )
             success = (dest.get("OnSuccess") or {}).get("Destination")
             failure = (dest.get("OnFailure") or {}).get("Destination")
             for arn in (success, failure):
