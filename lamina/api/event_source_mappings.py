@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.api.http import Request, Response, Router, json_response
+from lamina.api.shapes import check_container_members
 from lamina.errors import ValidationException
 from lamina.sources.mappings import MappingEntry, Mappings
 
@@ -81,14 +82,18 @@ class EventSourceMappingsAPI:
         return mapping_shape(entry, kind.output_members if kind else frozenset())
 
     async def create(self, req: Request) -> Response:
-        entry = await self.mappings.create(req.region, req.json())
+        body = req.json()
+        check_container_members("CreateEventSourceMapping", body)
+        entry = await self.mappings.create(req.region, body)
         return json_response(self._shape(entry), 202)
 
     async def get(self, req: Request) -> Response:
         return json_response(self._shape(self.mappings.get(req.region, _uuid(req))))
 
     async def update(self, req: Request) -> Response:
-        entry = await self.mappings.update(req.region, _uuid(req), req.json())
+        body = req.json()
+        check_container_members("UpdateEventSourceMapping", body)
+        entry = await self.mappings.update(req.region, _uuid(req), body)
         return json_response(self._shape(entry), 202)
 
     async def delete(self, req: Request) -> Response:
