@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import datetime as dt
 import email.utils
 import errno
@@ -916,7 +915,7 @@ def _read_token(token: str) -> tuple[str, bool]:
         last, is_prefix = json.loads(base64.urlsafe_b64decode(token.encode()))
         if isinstance(last, str) and isinstance(is_prefix, bool):
             return last, is_prefix
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, RecursionError):  # binascii.Error is a ValueError
         pass
     raise InvalidArgument("The continuation token provided is incorrect")
 
