@@ -362,6 +362,15 @@ def test_bad_json_bodies(server: LaminaProcess, fn: dict[str, Any], body: bytes)
         status, out, resp = raw(endpoint, method, path, body, {"Content-Type": "application/json"})
         _check(status, out, resp, GENERIC_ERRORS, f"{method} {path}")
         assert status == 400, (method, path, resp[:200])
+    for path in (
+        f"/2014-11-13/functions/{name}/invoke-async/",
+        f"/2021-11-15/functions/{name}/response-streaming-invocations",
+    ):
+        status, out, resp = raw(endpoint, "POST", path, body)
+        if body in (b"[]", b'"s"'):
+            assert status < 300, resp
+        else:
+            assert status == 400 and out["x-amzn-errortype"] == "InvalidRequestContentException"
     for invocation_type in ("RequestResponse", "Event", "DryRun"):
         status, out, resp = raw(
             endpoint,
@@ -479,6 +488,10 @@ def test_odd_path_segments(server: LaminaProcess, segment: str) -> None:
         "Qualifier=%00",
         "MaxItems=1&MaxItems=2",
         "%zz=%zz",
+        "Qualifier=",
+        "Qualifier=$LATEST:1",
+        "Qualifier=" + "9" * 40,
+        "Qualifier=%24LATEST%00",
     ],
 )
 def test_bad_query_parameters(server: LaminaProcess, fn: dict[str, Any], query: str) -> None:
@@ -492,10 +505,13 @@ def test_bad_query_parameters(server: LaminaProcess, fn: dict[str, Any], query: 
         f"/2021-10-31/functions/{name}/urls",
         f"/2019-09-25/functions/{name}/event-invoke-config/list",
         f"/2019-09-30/functions/{name}/provisioned-concurrency?List=ALL",
+        f"/2015-03-31/functions/{name}/invocations",
+        f"/2015-03-31/functions/{name}",
     ]:
         full = path + ("&" if "?" in path else "?") + query
-        status, out, resp = raw(server.endpoint, "GET", full)
-        _check(status, out, resp, GENERIC_ERRORS, f"GET {full[:100]}")
+        method = "POST" if path.endswith("/invocations") else "GET"
+        status, out, resp = raw(server.endpoint, method, full, b"{}" if method == "POST" else None)
+        _check(status, out, resp, GENERIC_ERRORS, f"{method} {full[:100]}")
     _assert_healthy(server)
 
 
@@ -526,6 +542,25 @@ def _raw_socket(endpoint: str, data: bytes, timeout_s: float = 10.0) -> bytes:
 )
 def test_bad_content_length(server: LaminaProcess, head: bytes) -> None:
     request = b"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n{}"
+    answer = _raw_socket(server.endpoint, request)
+    if answer:
+        status = int(answer.split(b" ", 2)[1])
+        assert status < 500, answer[:300]
+    _assert_healthy(server)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"X-Big: " + b"x" * 200_000 + b"\r\n",
+        b"".join(b"X-H%d: v\r\n" % i for i in range(2000)),
+        b"X-Amz-Target: \xff\xfe.\x00\r\n",
+        b"Host: \xff\r\n",
+        b"Authorization: AWS4-HMAC-SHA256 Credential=\xff/\r\n",
+    ],
+)
+def test_odd_headers(server: LaminaProcess, head: bytes) -> None:
+    request = b"POST / HTTP/1.1\r\nHost: x\r\n" + head + b"Content-Length: 2\r\n\r\n{}"
     answer = _raw_socket(server.endpoint, request)
     if answer:
         status = int(answer.split(b" ", 2)[1])
@@ -836,3 +871,98 @@ def test_function_url_odd_requests(server: LaminaProcess, fn: dict[str, Any]) ->
         assert status != 500 and status < 503, (method, path[:80], status, resp[:300])
     _assert_healthy(server)
     client.delete_function_url_config(FunctionName=fn["name"])
+
+
+UVICORN_400 = b"Invalid HTTP request received."  # the HTTP server's own, before Lamina
+S3_AUTH = {
+    "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, "
+    "SignedHeaders=host, Signature=0",
+    "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+}
+
+
+def test_s3_odd_requests(server: LaminaProcess) -> None:
+    """Keys, query parameters and headers S3 clients would never send: a 4xx S3 error each."""
+    endpoint = server.endpoint
+    s3 = client_for(endpoint, "s3", s3={"addressing_style": "path"})
+    bucket = "bad-input-s3-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"0123456789")
+    deep_token = base64.urlsafe_b64encode(b"[" * 3000).decode()  # past the decoder's depth
+    cases: list[tuple[str, str, bytes, dict[str, str]]] = [
+        ("GET", f"/{bucket}/%00", b"", {}),
+        ("GET", f"/{bucket}/%zz", b"", {}),
+        ("GET", f"/{bucket}/%FF%FE", b"", {}),
+        ("GET", f"/{bucket}/..%2F..%2Fetc%2Fpasswd", b"", {}),
+        ("GET", f"/{bucket}/../../etc/passwd", b"", {}),
+        ("PUT", f"/{bucket}/" + "k" * 2000, b"x", {}),
+        ("GET", f"/{bucket}?list-type=2&max-keys=-1", b"", {}),
+        ("GET", f"/{bucket}?list-type=2&max-keys=abc", b"", {}),
+        ("GET", f"/{bucket}?list-type=2&continuation-token=%00%FF", b"", {}),
+        ("GET", f"/{bucket}?list-type=2&continuation-token={deep_token}", b"", {}),
+        ("GET", f"/{bucket}?list-type=2&continuation-token=" + "A" * 10_000, b"", {}),
+        ("GET", f"/{bucket}?list-type=3", b"", {}),
+        ("GET", f"/{bucket}?marker=%00&max-keys=99999999999999999999", b"", {}),
+        ("GET", f"/{bucket}?delimiter=%00&prefix=%FF", b"", {}),
+        ("GET", f"/{bucket}/k", b"", {"Range": "bytes=abc"}),
+        ("GET", f"/{bucket}/k", b"", {"Range": "bytes=5-1"}),
+        ("GET", f"/{bucket}/k", b"", {"Range": "bytes=-0"}),
+        ("GET", f"/{bucket}/k", b"", {"Range": "bytes=0-0,2-3"}),
+        ("GET", f"/{bucket}/k", b"", {"Range": "bytes=99999999999999999999-"}),
+        ("GET", f"/{bucket}/k", b"", {"If-Modified-Since": "yesterday"}),
+        ("GET", f"/{bucket}/k", b"", {"If-Match": "\x00"}),
+        ("PUT", f"/{bucket}/k2", b"x", {"Content-MD5": "not base64"}),
+        ("PUT", f"/{bucket}/k2", b"x", {"Content-MD5": base64.b64encode(b"short").decode()}),
+        (
+            "PUT",
+            f"/{bucket}/k2",
+            b"not chunked at all",
+            {
+                "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                "x-amz-decoded-content-length": "abc",
+            },
+        ),
+        (
+            "PUT",
+            f"/{bucket}/k2",
+            b"zz;chunk-signature=0\r\nxx\r\n",
+            {"x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER"},
+        ),
+        ("PUT", f"/{bucket}/k3", b"", {"x-amz-copy-source": "%00"}),
+        ("PUT", f"/{bucket}/k3", b"", {"x-amz-copy-source": f"/{bucket}"}),
+        ("PUT", f"/{bucket}/k3", b"", {"x-amz-copy-source": "/no-such-bucket/k"}),
+        ("PUT", f"/{bucket}/k3?partNumber=abc&uploadId=nope", b"x", {}),
+        ("PUT", f"/{bucket}/k3?partNumber=-1&uploadId=%00", b"x", {}),
+        ("POST", f"/{bucket}/k3?uploadId=..%2F..", b"<CompleteMultipartUpload/>", {}),
+        ("POST", f"/{bucket}/k3?uploads&uploadId=x", b"", {}),
+        (
+            "POST",
+            f"/{bucket}?delete",
+            b"<Delete>" + b"<Object><Key>k</Key></Object>" * 1001 + b"</Delete>",
+            {},
+        ),
+        (
+            "PUT",
+            f"/{bucket}?notification",
+            b"<NotificationConfiguration><CloudFunctionConfiguration/></NotificationConfiguration>",
+            {},
+        ),
+        ("PUT", f"/{bucket}?notification", b"\xff\xfe", {}),
+        ("PUT", "/%00", b"", {}),
+        ("PUT", "/" + "b" * 300, b"", {}),
+        (
+            "PUT",
+            f"/{bucket}",
+            b"<CreateBucketConfiguration><LocationConstraint>"
+            + b"x" * 10_000
+            + b"</LocationConstraint></CreateBucketConfiguration>",
+            {},
+        ),
+        ("BREW", f"/{bucket}/k", b"", {}),
+    ]
+    for method, path, body, headers in cases:
+        status, _, resp = raw(endpoint, method, path, body or None, {**S3_AUTH, **headers})
+        assert status < 500, (method, path[:80], headers, status, resp[:300])
+        if status >= 400 and resp != UVICORN_400:
+            assert b"<Code>" in resp, (method, path[:80], status, resp[:300])
+    _assert_healthy(server)
