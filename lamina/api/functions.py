@@ -7,14 +7,10 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import botocore.session
-from botocore.model import ShapeResolver, StructureShape
-from botocore.validate import ParamValidator
-
+from lamina.api import shapes
 from lamina.api.http import Request, Response, Router, empty, json_response
 from lamina.api.wire import function_configuration
 from lamina.control import hot_reload, listing, validation
@@ -43,30 +39,6 @@ _STORED_ONLY = (
     "RuntimeConfig",
     "AcceleratorConfig",
 )
-
-
-@lru_cache(maxsize=1)
-def _stored_only_shape() -> StructureShape:
-    """The stored-only members' shapes, from botocore's Lambda model (loaded on first use)."""
-    loader = botocore.session.get_session().get_component("data_loader")
-    service = loader.load_service_model("lambda", "service-2")
-    shapes = service["shapes"]
-    members = {**shapes["UpdateFunctionConfigurationRequest"]["members"]}
-    members.update(shapes["CreateFunctionRequest"]["members"])
-    return StructureShape(
-        "StoredOnly",
-        {"type": "structure", "members": {k: members[k] for k in _STORED_ONLY if k in members}},
-        ShapeResolver(shapes),
-    )
-
-
-def _check_stored_only(extra: dict[str, Any]) -> None:
-    """Lamina does not act on these, but echoes them: a value of the wrong shape would be echoed
-    to clients that cannot parse it (GetFunction would fail in every SDK)."""
-    given = {k: v for k, v in extra.items() if v is not None}  # null: as if absent
-    report = ParamValidator().validate(given, _stored_only_shape())
-    if report.has_errors():
-        raise InvalidParameterValueException(report.generate_report())
 
 
 # Reads (bucket, key) from Lamina's own S3 API (triggers/object_store.py), for S3 code locations.
@@ -143,7 +115,11 @@ def _config_fields(body: dict[str, Any], runtime: str, *, creating: bool) -> dic
         f["system_log_level"] = lc.get("SystemLogLevel")
     extra = {k: body[k] for k in _STORED_ONLY if k in body}
     if extra:
-        _check_stored_only(extra)
+        # Not acted on, but echoed: a value off the model would reach clients that cannot
+        # parse it (GetFunction would fail in every SDK).
+        shapes.check_members(
+            "CreateFunction" if creating else "UpdateFunctionConfiguration", extra, _STORED_ONLY
+        )
         f["extra"] = extra
     return f
 
