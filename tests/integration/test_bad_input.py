@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -965,4 +966,79 @@ def test_s3_odd_requests(server: LaminaProcess) -> None:
         assert status < 500, (method, path[:80], headers, status, resp[:300])
         if status >= 400 and resp != UVICORN_400:
             assert b"<Code>" in resp, (method, path[:80], status, resp[:300])
+    _assert_healthy(server)
+
+
+def test_deep_json_in_string_members(server: LaminaProcess, fn: dict[str, Any]) -> None:
+    """Members that carry JSON text (patterns, policies, inputs) nested past the decoder's depth."""
+    endpoint = server.endpoint
+    deep = "[" * 2000 + "]" * 2000  # within the members' length limits, past the depth
+
+    def target(prefix: str, op: str, doc: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        headers = {"X-Amz-Target": f"{prefix}.{op}", "Content-Type": "application/x-amz-json-1.1"}
+        return raw(endpoint, "POST", "/", json.dumps(doc).encode(), headers)
+
+    status, _, resp = target("AWSEvents", "PutRule", {"Name": "deep-rule", "EventPattern": deep})
+    assert status == 400 and b"InvalidEventPatternException" in resp, resp[:300]
+    target("AWSEvents", "PutRule", {"Name": "deep-rule", "ScheduleExpression": "rate(1 day)"})
+    status, _, resp = target(
+        "AWSEvents",
+        "PutTargets",
+        {
+            "Rule": "deep-rule",
+            "Targets": [
+                {
+                    "Id": "t",
+                    "Arn": "arn:aws:lambda:us-east-1:000000000000:function:x",
+                    "Input": deep,
+                }
+            ],
+        },
+    )
+    assert status < 500, resp[:300]
+    status, _, resp = target(
+        "AmazonSQS",
+        "CreateQueue",
+        {"QueueName": "deep-q", "Attributes": {"RedrivePolicy": deep}},
+    )
+    assert 400 <= status < 500, resp[:300]
+    queue = client_for(endpoint, "sqs").create_queue(QueueName="deep-esm")["QueueUrl"]
+    status, out, resp = raw(
+        endpoint,
+        "POST",
+        "/2015-03-31/event-source-mappings",
+        json.dumps(
+            {
+                "FunctionName": fn["name"],
+                "EventSourceArn": "arn:aws:sqs:us-east-1:000000000000:deep-esm",
+                "FilterCriteria": {"Filters": [{"Pattern": deep}]},
+            }
+        ).encode(),
+        {"Content-Type": "application/json"},
+    )
+    _check(status, out, resp, GENERIC_ERRORS, "CreateEventSourceMapping deep pattern")
+    assert status == 400
+    # A message whose body is nested too deep to parse is filtered as text: dropped by a
+    # mapping that matches on a JSON body member, and the poller goes on.
+    lam = fn["client"]
+    uuid_ = lam.create_event_source_mapping(
+        FunctionName=fn["name"],
+        EventSourceArn="arn:aws:sqs:us-east-1:000000000000:deep-esm",
+        FilterCriteria={"Filters": [{"Pattern": json.dumps({"body": {"a": [1]}})}]},
+        BatchSize=1,
+    )["UUID"]
+    sqs = client_for(endpoint, "sqs")
+    sqs.send_message(QueueUrl=queue, MessageBody=deep)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+        if (
+            attrs["ApproximateNumberOfMessages"] == "0"
+            and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+        ):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the deep message was not consumed: {attrs}")
+    lam.delete_event_source_mapping(UUID=uuid_)
     _assert_healthy(server)
