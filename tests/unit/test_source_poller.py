@@ -28,7 +28,7 @@ from lamina.sources.base import (
     SourceKind,
     SourceUnavailable,
 )
-from lamina.sources.poller import MappingStatus, Poller, split_by_size
+from lamina.sources.poller import InvokeFn, MappingStatus, Poller, SendFailureFn, split_by_size
 
 
 def sync(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
@@ -127,17 +127,23 @@ def mapping(**changes: Any) -> MappingConfig:
     return dataclasses.replace(base, **changes)
 
 
-async def run(
+async def ignore_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
+    pass
+
+
+def make_poller(
     source: MemorySource,
-    function: Function,
+    invoke: InvokeFn,
     *,
-    ordered: bool,
-    until: Callable[[], bool],
-    sent: list[dict[str, Any]] | None = None,
-    destination_ok: Callable[[], bool] = lambda: True,
+    ordered: bool = False,
+    scales: bool = False,
+    send_failure: SendFailureFn = ignore_failure,
     status: MappingStatus | None = None,
+    function_concurrency: int = 1000,
     **changes: Any,
-) -> MappingStatus:
+) -> Poller:
+    """A poller (not started) over `source` alone, of a "memory" kind, for mapping(**changes)."""
+
     async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
         return [source]
 
@@ -149,8 +155,37 @@ async def run(
         max_batch_size=100,
         claims=lambda _r: True,
         open=open_sources,
+        scales=scales,
+    )
+    ctx = SourceContext(
+        account_id="0",
+        data_dir=Path("/nonexistent"),
+        checkpoints=None,  # type: ignore[arg-type]
+        secrets=None,  # type: ignore[arg-type]
+        function_concurrency=lambda _m: function_concurrency,
+    )
+    return Poller(
+        mapping(**changes),
+        kind,
+        ctx,
+        invoke=invoke,
+        ready=lambda _m: None,
+        send_failure=send_failure,
+        status=status if status is not None else MappingStatus(),
     )
 
+
+async def run(
+    source: MemorySource,
+    function: Function,
+    *,
+    ordered: bool,
+    until: Callable[[], bool],
+    sent: list[dict[str, Any]] | None = None,
+    destination_ok: Callable[[], bool] = lambda: True,
+    status: MappingStatus | None = None,
+    **changes: Any,
+) -> MappingStatus:
     async def send_failure(_m: MappingConfig, _arn: str, record: dict[str, Any]) -> None:
         if not destination_ok():
             raise DestinationUnavailable("The specified queue does not exist.")
@@ -158,16 +193,8 @@ async def run(
             sent.append(record)
 
     status = status if status is not None else MappingStatus()
-    poller = Poller(
-        mapping(**changes),
-        kind,
-        SourceContext(
-            account_id="0", data_dir=Path("/nonexistent"), checkpoints=None, secrets=None
-        ),  # type: ignore[arg-type]
-        invoke=function,
-        ready=lambda _m: None,
-        send_failure=send_failure,
-        status=status,
+    poller = make_poller(
+        source, function, ordered=ordered, send_failure=send_failure, status=status, **changes
     )
     poller.start()
     deadline = time.monotonic() + 10
@@ -408,33 +435,7 @@ async def test_a_graceful_stop_lets_the_batch_in_flight_finish() -> None:
         await asyncio.sleep(0.3)
         return result()
 
-    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
-        return [source]
-
-    kind = SourceKind(
-        name="memory",
-        event_source="memory",
-        ordered=False,
-        default_batch_size=4,
-        max_batch_size=100,
-        claims=lambda _r: True,
-        open=open_sources,
-    )
-
-    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
-        pass
-
-    poller = Poller(
-        mapping(),
-        kind,
-        SourceContext(
-            account_id="0", data_dir=Path("/nonexistent"), checkpoints=None, secrets=None
-        ),  # type: ignore[arg-type]
-        invoke=slow,
-        ready=lambda _m: None,
-        send_failure=send_failure,
-        status=MappingStatus(),
-    )
+    poller = make_poller(source, slow)
     poller.start()
     await asyncio.wait_for(called.wait(), 10)
     await poller.stop(grace_s=5)
@@ -466,37 +467,13 @@ async def _scaling_run(
             in_flight[0] -= 1
         return result()
 
-    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
-        return [source]
-
-    kind = SourceKind(
-        name="memory",
-        event_source="memory",
-        ordered=False,
-        default_batch_size=4,
-        max_batch_size=100,
-        claims=lambda _r: True,
-        open=open_sources,
+    poller = make_poller(
+        source,
+        slow,
         scales=True,
-    )
-
-    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
-        pass
-
-    poller = Poller(
-        mapping(max_concurrency=ceiling, batch_size=2),
-        kind,
-        SourceContext(
-            account_id="0",
-            data_dir=Path("/nonexistent"),
-            checkpoints=None,  # type: ignore[arg-type]
-            secrets=None,  # type: ignore[arg-type]
-            function_concurrency=lambda _m: function_concurrency,
-        ),
-        invoke=slow,
-        ready=lambda _m: None,
-        send_failure=send_failure,
-        status=MappingStatus(),
+        function_concurrency=function_concurrency,
+        max_concurrency=ceiling,
+        batch_size=2,
     )
     poller.start()
     deadline = time.monotonic() + 20
@@ -564,37 +541,7 @@ async def test_throttles_stop_the_growth_and_shed_workers() -> None:
             in_flight[0] -= 1
         return result()
 
-    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
-        return [source]
-
-    kind = SourceKind(
-        name="memory",
-        event_source="memory",
-        ordered=False,
-        default_batch_size=4,
-        max_batch_size=100,
-        claims=lambda _r: True,
-        open=open_sources,
-        scales=True,
-    )
-
-    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
-        pass
-
-    poller = Poller(
-        mapping(max_concurrency=30, batch_size=2),
-        kind,
-        SourceContext(
-            account_id="0",
-            data_dir=Path("/nonexistent"),
-            checkpoints=None,  # type: ignore[arg-type]
-            secrets=None,  # type: ignore[arg-type]
-        ),
-        invoke=limited,
-        ready=lambda _m: None,
-        send_failure=send_failure,
-        status=MappingStatus(),
-    )
+    poller = make_poller(source, limited, scales=True, max_concurrency=30, batch_size=2)
     poller.start()
     widths: list[int] = []
     deadline = time.monotonic() + 30
@@ -618,37 +565,7 @@ async def test_a_failing_function_is_not_scaled_up() -> None:
     source = MemorySource(400)
     fn = Function(lambda ns: result(None, "Unhandled"))
 
-    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
-        return [source]
-
-    kind = SourceKind(
-        name="memory",
-        event_source="memory",
-        ordered=False,
-        default_batch_size=4,
-        max_batch_size=100,
-        claims=lambda _r: True,
-        open=open_sources,
-        scales=True,
-    )
-
-    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
-        pass
-
-    poller = Poller(
-        mapping(max_concurrency=20, batch_size=2),
-        kind,
-        SourceContext(
-            account_id="0",
-            data_dir=Path("/nonexistent"),
-            checkpoints=None,  # type: ignore[arg-type]
-            secrets=None,  # type: ignore[arg-type]
-        ),
-        invoke=fn,
-        ready=lambda _m: None,
-        send_failure=send_failure,
-        status=MappingStatus(),
-    )
+    poller = make_poller(source, fn, scales=True, max_concurrency=20, batch_size=2)
     cap, poller_module.ERROR_MAX_S = poller_module.ERROR_MAX_S, 0.01  # quick pauses after errors
     poller.start()
     deadline = time.monotonic() + 20
@@ -673,38 +590,13 @@ async def test_reported_item_failures_neither_slow_nor_shrink_the_mapping() -> N
         await asyncio.sleep(0.02)
         return result({"batchItemFailures": [{"itemIdentifier": str(first)}]})
 
-    async def open_sources(_m: MappingConfig, _c: SourceContext) -> list[Source]:
-        return [source]
-
-    kind = SourceKind(
-        name="memory",
-        event_source="memory",
-        ordered=False,
-        default_batch_size=4,
-        max_batch_size=100,
-        claims=lambda _r: True,
-        open=open_sources,
+    poller = make_poller(
+        source,
+        partly,
         scales=True,
-    )
-
-    async def send_failure(_m: MappingConfig, _arn: str, _record: dict[str, Any]) -> None:
-        pass
-
-    poller = Poller(
-        mapping(
-            max_concurrency=12, batch_size=2, function_response_types=("ReportBatchItemFailures",)
-        ),
-        kind,
-        SourceContext(
-            account_id="0",
-            data_dir=Path("/nonexistent"),
-            checkpoints=None,  # type: ignore[arg-type]
-            secrets=None,  # type: ignore[arg-type]
-        ),
-        invoke=partly,
-        ready=lambda _m: None,
-        send_failure=send_failure,
-        status=MappingStatus(),
+        max_concurrency=12,
+        batch_size=2,
+        function_response_types=("ReportBatchItemFailures",),
     )
     poller.start()
     deadline = time.monotonic() + 20
