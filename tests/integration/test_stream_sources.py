@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -106,47 +107,85 @@ def items(numbers: range, poison: set[int] = frozenset()) -> list[dict[str, Any]
     return [{"n": n, "poison": n in poison} for n in numbers]
 
 
-def test_records_arrive_in_order_in_the_source_shape(
+def batch_info(broker: Broker, record: dict[str, Any]) -> dict[str, Any]:
+    """The batch an on-failure record names, under the member the broker's kind uses."""
+    return dict(record["KinesisBatchInfo" if broker.name == "redis" else "DDBStreamBatchInfo"])
+
+
+def has(n: int) -> Callable[[list[dict[str, Any]]], bool]:
+    """For Seen.until: record `n` was in some batch."""
+    return lambda batches: n in [m for b in batches for m in b["ns"]]
+
+
+@dataclass
+class Streams:
+    """What a test here works with: the broker under test, the clients, and the queues and
+    mappings it makes (deleted by their fixtures)."""
+
+    broker: Broker
+    lambda_client: Any
+    sqs: Any
+    queue: Callable[[], tuple[str, str]]
+    create_function: CreateFunction
+    mappings: list[str]
+
+    def recorder(self, mode: str = "ok") -> tuple[str, Seen]:
+        """A stream_recorder function in `mode` and the reports it sends to a queue of its own."""
+        seen_url, _ = self.queue()
+        return recorder(self.create_function, seen_url, mode), Seen(self.sqs, seen_url)
+
+    def start(self, function: str, **params: Any) -> dict[str, Any]:
+        return start_mapping(self.lambda_client, self.broker, function, self.mappings, **params)
+
+    def failing(self, mode: str, **params: Any) -> tuple[Seen, Seen, dict[str, Any]]:
+        """A recorder in `mode` mapped with an on-failure queue: (its reports, the on-failure
+        records, the mapping)."""
+        function, seen = self.recorder(mode)
+        failure_url, failure_arn = self.queue()
+        destination = {"OnFailure": {"Destination": failure_arn}}
+        mapping = self.start(function, DestinationConfig=destination, **params)
+        return seen, Seen(self.sqs, failure_url), mapping
+
+
+@pytest.fixture
+def streams(
     broker: Broker,
     lambda_client: Any,
     sqs: Any,
-    queue: Any,
+    queue: Callable[[], tuple[str, str]],
     create_function: CreateFunction,
     mappings: list[str],
-) -> None:
-    seen_url, _ = queue()
-    function = recorder(create_function, seen_url)
-    mapping = start_mapping(lambda_client, broker, function, mappings, BatchSize=5)
+) -> Streams:
+    return Streams(broker, lambda_client, sqs, queue, create_function, mappings)
+
+
+def test_records_arrive_in_order_in_the_source_shape(streams: Streams) -> None:
+    broker = streams.broker
+    function, seen = streams.recorder()
+    mapping = streams.start(function, BatchSize=5)
     assert mapping["EventSourceArn"] == broker.arn
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
     broker.produce(items(range(12)))
     broker.produce(items(range(12, 30)))
-    seen = Seen(sqs, seen_url)
-    seen.until(lambda b: 29 in [n for x in b for n in x["ns"]])
+    seen.until(has(29))
     assert seen.processed() == list(range(30)), "each record once, in order"
     assert all(len(b["ns"]) <= 5 for b in seen.batches)
-    got = lambda_client.get_event_source_mapping(UUID=mapping["UUID"])
+    got = streams.lambda_client.get_event_source_mapping(UUID=mapping["UUID"])
     assert got["LastProcessingResult"] == "OK"
 
 
-def test_record_shapes(
-    broker: Broker,
-    lambda_client: Any,
-    sqs: Any,
-    queue: Any,
-    create_function: CreateFunction,
-    mappings: list[str],
-) -> None:
+def test_record_shapes(streams: Streams) -> None:
     """The event as the function receives it (stream_shape forwards it whole)."""
-    seen_url, _ = queue()
-    cfg = create_function(
+    broker = streams.broker
+    seen_url, _ = streams.queue()
+    cfg = streams.create_function(
         zip_bytes=function_zip("stream_shape"),
         handler="stream_shape.handler",
         Environment={"Variables": {"SEEN_QUEUE_URL": seen_url}},
     )
-    start_mapping(lambda_client, broker, cfg["FunctionName"], mappings)
+    streams.start(cfg["FunctionName"])
     broker.produce(items(range(2)))
-    seen = Seen(sqs, seen_url)
+    seen = Seen(streams.sqs, seen_url)
     seen.until(lambda b: sum(len(x["event"]["Records"]) for x in b) >= 2)
     record = seen.batches[0]["event"]["Records"][0]
     assert record["eventSourceARN"] == broker.arn
@@ -175,133 +214,70 @@ def test_record_shapes(
         assert ddb["SizeBytes"] > 0
 
 
-def test_latest_skips_what_came_before_and_trim_horizon_does_not(
-    broker: Broker,
-    lambda_client: Any,
-    sqs: Any,
-    queue: Any,
-    create_function: CreateFunction,
-    mappings: list[str],
-) -> None:
+def test_latest_skips_what_came_before_and_trim_horizon_does_not(streams: Streams) -> None:
     # A first mapping sets the source up (PostgreSQL captures changes from then on).
-    first_url, _ = queue()
-    start_mapping(lambda_client, broker, recorder(create_function, first_url), mappings)
-    broker.produce(items(range(5)))
-    Seen(sqs, first_url).until(lambda b: 4 in [n for x in b for n in x["ns"]])
-    latest_url, _ = queue()
-    horizon_url, _ = queue()
-    latest_fn = recorder(create_function, latest_url)
-    start_mapping(lambda_client, broker, latest_fn, mappings, StartingPosition="LATEST")
-    horizon_fn = recorder(create_function, horizon_url)
-    start_mapping(lambda_client, broker, horizon_fn, mappings, StartingPosition="TRIM_HORIZON")
-    broker.produce(items(range(5, 10)))
-    latest, horizon = Seen(sqs, latest_url), Seen(sqs, horizon_url)
-    latest.until(lambda b: 9 in [n for x in b for n in x["ns"]])
-    horizon.until(lambda b: 9 in [n for x in b for n in x["ns"]])
+    first_fn, first = streams.recorder()
+    streams.start(first_fn)
+    streams.broker.produce(items(range(5)))
+    first.until(has(4))
+    latest_fn, latest = streams.recorder()
+    horizon_fn, horizon = streams.recorder()
+    streams.start(latest_fn, StartingPosition="LATEST")
+    streams.start(horizon_fn, StartingPosition="TRIM_HORIZON")
+    streams.broker.produce(items(range(5, 10)))
+    latest.until(has(9))
+    horizon.until(has(9))
     assert latest.processed() == list(range(5, 10))
     assert horizon.processed() == list(range(10))
 
 
-def test_report_batch_item_failures_checkpoints_before_the_first_failure(
-    broker: Broker,
-    lambda_client: Any,
-    sqs: Any,
-    queue: Any,
-    create_function: CreateFunction,
-    mappings: list[str],
-) -> None:
-    seen_url, _ = queue()
-    failure_url, failure_arn = queue()
-    function = recorder(create_function, seen_url, mode="report")
-    start_mapping(
-        lambda_client,
-        broker,
-        function,
-        mappings,
+def test_report_batch_item_failures_checkpoints_before_the_first_failure(streams: Streams) -> None:
+    broker = streams.broker
+    seen, failures, _ = streams.failing(
+        "report",
         BatchSize=6,
         FunctionResponseTypes=["ReportBatchItemFailures"],
         MaximumRetryAttempts=1,
-        DestinationConfig={"OnFailure": {"Destination": failure_arn}},
     )
     broker.produce(items(range(6), poison={3}))
-    failures = Seen(sqs, failure_url)
     failures.until(lambda b: len(b) >= 1)
-    seen = Seen(sqs, seen_url)
     seen.drain()
     # First the whole batch; then, from the first failed record on, the retry.
     assert seen.batches[0]["ns"] == [0, 1, 2, 3, 4, 5]
     assert seen.batches[1]["ns"] == [3, 4, 5]
     assert len([b for b in seen.batches if 3 in b["ns"]]) == 2  # MaximumRetryAttempts=1
     record = failures.batches[0]
-    info = record["KinesisBatchInfo" if broker.name == "redis" else "DDBStreamBatchInfo"]
+    info = batch_info(broker, record)
     assert info["batchSize"] == 3
     assert info["startSequenceNumber"] == seen.batches[1]["seqs"][0]
     assert info["endSequenceNumber"] == seen.batches[1]["seqs"][-1]
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
     # After giving up, the shard moves on.
     broker.produce(items(range(6, 8)))
-    seen.until(lambda b: 7 in [n for x in b for n in x["ns"]])
+    seen.until(has(7))
 
 
-def test_bisect_isolates_the_failing_record(
-    broker: Broker,
-    lambda_client: Any,
-    sqs: Any,
-    queue: Any,
-    create_function: CreateFunction,
-    mappings: list[str],
-) -> None:
-    seen_url, _ = queue()
-    failure_url, failure_arn = queue()
-    function = recorder(create_function, seen_url, mode="raise")
-    start_mapping(
-        lambda_client,
-        broker,
-        function,
-        mappings,
-        BatchSize=8,
-        BisectBatchOnFunctionError=True,
-        MaximumRetryAttempts=0,
-        DestinationConfig={"OnFailure": {"Destination": failure_arn}},
+def test_bisect_isolates_the_failing_record(streams: Streams) -> None:
+    broker = streams.broker
+    seen, failures, _ = streams.failing(
+        "raise", BatchSize=8, BisectBatchOnFunctionError=True, MaximumRetryAttempts=0
     )
     broker.produce(items(range(8), poison={5}))
-    failures = Seen(sqs, failure_url)
     failures.until(lambda b: len(b) >= 1)
-    seen = Seen(sqs, seen_url)
     seen.until(lambda b: 7 in [n for x in b if not x["failed"] for n in x["ns"]])
     assert sorted(set(seen.processed())) == [0, 1, 2, 3, 4, 6, 7]
-    record = failures.batches[0]
-    info = record["KinesisBatchInfo" if broker.name == "redis" else "DDBStreamBatchInfo"]
+    info = batch_info(broker, failures.batches[0])
     assert info["batchSize"] == 1
     poison_seq = next(b["seqs"][0] for b in seen.batches if b["ns"] == [5])
     assert info["startSequenceNumber"] == info["endSequenceNumber"] == poison_seq
     assert len(failures.drain()) == 1
 
 
-def test_retries_exhausted_go_to_the_on_failure_queue(
-    broker: Broker,
-    lambda_client: Any,
-    sqs: Any,
-    queue: Any,
-    create_function: CreateFunction,
-    mappings: list[str],
-) -> None:
-    seen_url, _ = queue()
-    failure_url, failure_arn = queue()
-    function = recorder(create_function, seen_url, mode="raise")
-    mapping = start_mapping(
-        lambda_client,
-        broker,
-        function,
-        mappings,
-        BatchSize=3,
-        MaximumRetryAttempts=2,
-        DestinationConfig={"OnFailure": {"Destination": failure_arn}},
-    )
+def test_retries_exhausted_go_to_the_on_failure_queue(streams: Streams) -> None:
+    broker = streams.broker
+    seen, failures, mapping = streams.failing("raise", BatchSize=3, MaximumRetryAttempts=2)
     broker.produce(items(range(3), poison={1}))
-    failures = Seen(sqs, failure_url)
     failures.until(lambda b: len(b) >= 1)
-    seen = Seen(sqs, seen_url)
     seen.drain()
     assert [b["ns"] for b in seen.batches[:3]] == [[0, 1, 2]] * 3  # one try and two retries
     record = failures.batches[0]
@@ -313,7 +289,7 @@ def test_retries_exhausted_go_to_the_on_failure_queue(
     assert context["functionArn"] == mapping["FunctionArn"]
     assert record["responseContext"]["functionError"] == "Unhandled"
     assert record["responseContext"]["statusCode"] == 200
-    info = record["KinesisBatchInfo" if broker.name == "redis" else "DDBStreamBatchInfo"]
+    info = batch_info(broker, record)
     assert info["streamArn"] == broker.arn
     assert info["batchSize"] == 3
     assert info["startSequenceNumber"] == seen.batches[0]["seqs"][0]
@@ -321,7 +297,7 @@ def test_retries_exhausted_go_to_the_on_failure_queue(
     assert info["approximateArrivalOfFirstRecord"].endswith("Z")
     # The shard moved on past the batch given up.
     broker.produce(items(range(3, 5)))
-    seen.until(lambda b: 4 in [n for x in b for n in x["ns"]])
+    seen.until(has(4))
     assert seen.batches[-1]["ns"][-1] == 4
 
 
@@ -355,7 +331,7 @@ def test_the_aws_cli_names_a_redis_stream(
         assert mapping["BisectBatchOnFunctionError"] is True
         wait_for(lambda: broker.connected(mapping["UUID"]), 30, "the poller to connect")
         broker.produce(items(range(3)))
-        Seen(sqs, seen_url).until(lambda b: 2 in [n for x in b for n in x["ns"]])
+        Seen(sqs, seen_url).until(has(2))
         aws_cli("lambda", "delete-event-source-mapping", "--uuid", mapping["UUID"])
         wait_for(lambda: f"lamina-{mapping['UUID']}" not in broker.groups(), 30, "the group to go")
     finally:
@@ -394,62 +370,42 @@ def test_deleting_the_last_mapping_of_a_table_removes_its_trigger(
         broker.close()
 
 
-def test_a_function_as_on_failure_destination_gets_the_record(
-    broker: Broker,
-    lambda_client: Any,
-    sqs: Any,
-    queue: Any,
-    create_function: CreateFunction,
-    mappings: list[str],
-) -> None:
+def test_a_function_as_on_failure_destination_gets_the_record(streams: Streams) -> None:
     """Lamina's extension: OnFailure may name a function, which is invoked asynchronously with the
     on-failure record (AWS takes queues, topics and buckets for streams)."""
-    seen_url, _ = queue()
-    failure_url, _ = queue()
-    function = recorder(create_function, seen_url, mode="raise")
-    destination = create_function(
+    broker = streams.broker
+    function, _ = streams.recorder("raise")
+    failure_url, _ = streams.queue()
+    destination = streams.create_function(
         zip_bytes=function_zip("stream_shape"),
         handler="stream_shape.handler",
         Environment={"Variables": {"SEEN_QUEUE_URL": failure_url}},
     )
-    start_mapping(
-        lambda_client,
-        broker,
+    streams.start(
         function,
-        mappings,
         MaximumRetryAttempts=0,
         DestinationConfig={"OnFailure": {"Destination": destination["FunctionArn"]}},
     )
     broker.produce(items(range(2), poison={0}))
-    failures = Seen(sqs, failure_url)
+    failures = Seen(streams.sqs, failure_url)
     failures.until(lambda b: len(b) >= 1)
     record = failures.batches[0]["event"]
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
-    info = record["KinesisBatchInfo" if broker.name == "redis" else "DDBStreamBatchInfo"]
+    info = batch_info(broker, record)
     assert info["streamArn"] == broker.arn
     assert info["batchSize"] == 2
 
 
-def test_a_missing_on_failure_queue_holds_the_shard_until_it_exists(
-    broker: Broker,
-    lambda_client: Any,
-    sqs: Any,
-    queue: Any,
-    create_function: CreateFunction,
-    mappings: list[str],
-) -> None:
+def test_a_missing_on_failure_queue_holds_the_shard_until_it_exists(streams: Streams) -> None:
     """A batch given up is checkpointed only once its on-failure record was delivered: while the
     destination queue does not exist the shard waits (the records after it are not processed) and
     the mapping says why; once the queue is created the record arrives and the stream moves on."""
-    seen_url, _ = queue()
+    broker, sqs = streams.broker, streams.sqs
     name = f"streams-late-{uuid.uuid4().hex[:10]}"
     failure_arn = f"arn:aws:sqs:us-east-1:000000000000:{name}"
-    function = recorder(create_function, seen_url, mode="raise")
-    mapping = start_mapping(
-        lambda_client,
-        broker,
+    function, seen = streams.recorder("raise")
+    mapping = streams.start(
         function,
-        mappings,
         BatchSize=2,
         MaximumRetryAttempts=0,
         DestinationConfig={"OnFailure": {"Destination": failure_arn}},
@@ -457,13 +413,12 @@ def test_a_missing_on_failure_queue_holds_the_shard_until_it_exists(
     broker.produce(items(range(2), poison={0}))
 
     def result() -> str:
-        got = lambda_client.get_event_source_mapping(UUID=mapping["UUID"])
+        got = streams.lambda_client.get_event_source_mapping(UUID=mapping["UUID"])
         return str(got["LastProcessingResult"])
 
     wait_for(lambda: "could not be sent" in result(), 60, "the mapping to report the destination")
     assert failure_arn in result()
     broker.produce(items(range(2, 4)))
-    seen = Seen(sqs, seen_url)
     time.sleep(3)  # several send attempts (1 s, 2 s): the shard must not move on meanwhile
     seen.drain()
     assert seen.processed() == [], "records after the batch were processed before it was settled"
@@ -474,9 +429,7 @@ def test_a_missing_on_failure_queue_holds_the_shard_until_it_exists(
     try:
         failures = Seen(sqs, url)
         failures.until(lambda b: len(b) >= 1, 60)
-        info = failures.batches[0][
-            "KinesisBatchInfo" if broker.name == "redis" else "DDBStreamBatchInfo"
-        ]
+        info = batch_info(broker, failures.batches[0])
         assert info["batchSize"] == 2
         assert info["startSequenceNumber"] == seen.batches[0]["seqs"][0]
         seen.until(lambda b: 3 in [n for x in b if not x["failed"] for n in x["ns"]], 60)
