@@ -75,6 +75,36 @@ def batch_function(create_function: CreateFunction, **env: str) -> dict[str, Any
     return create_function("batch", **kwargs)
 
 
+def reserved_batch_function(
+    create_function: CreateFunction, lambda_client: Any, *, delay: str, reserved: int
+) -> dict[str, Any]:
+    """A batch function that takes `delay` seconds a batch and may run `reserved` at once."""
+    fn = batch_function(create_function, DELAY=delay)
+    lambda_client.put_function_concurrency(
+        FunctionName=fn["FunctionName"], ReservedConcurrentExecutions=reserved
+    )
+    return fn
+
+
+def send_backlog(sqs: Any, url: str, chunks: int, prefix: str = "") -> None:
+    """Send `chunks` batches of ten messages, "<prefix><chunk>-<i>"."""
+    for chunk in range(chunks):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "MessageBody": f"{prefix}{chunk}-{i}"} for i in range(10)],
+        )
+
+
+def wait_records(logs: Any, function: str, count: int) -> list[dict[str, Any]]:
+    """The records the function logged, once there are at least `count` of them."""
+
+    def enough() -> list[dict[str, Any]]:
+        got = records_of(logs, function)
+        return got if len(got) >= count else []
+
+    return poll(enough, what=f"{count} records")  # type: ignore[no-any-return]
+
+
 # -- the API -----------------------------------------------------------------------------------
 
 
@@ -311,12 +341,7 @@ def test_batches_are_delivered_in_sqs_shape_and_deleted(
         )
         sent[reply["MessageId"]] = reply
     mappings(EventSourceArn=arn, FunctionName=fn["FunctionName"], BatchSize=10)
-    got = poll(
-        lambda: (
-            len(records_of(logs, fn["FunctionName"])) >= 25 and records_of(logs, fn["FunctionName"])
-        ),
-        what="25 records",
-    )
+    got = wait_records(logs, fn["FunctionName"], 25)
     assert sorted(r["messageId"] for r in got) == sorted(sent)
     assert all(len(e["Records"]) <= 10 for e in events_of(logs, fn["FunctionName"]))
     record = got[0]
@@ -348,11 +373,7 @@ def test_batching_window_fills_larger_batches(
 ) -> None:
     fn = batch_function(create_function)
     url, arn = queue()
-    for chunk in range(4):
-        sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "MessageBody": f"m{chunk}-{i}"} for i in range(10)],
-        )
+    send_backlog(sqs, url, 4, prefix="m")
     mappings(
         EventSourceArn=arn,
         FunctionName=fn["FunctionName"],
@@ -360,7 +381,7 @@ def test_batching_window_fills_larger_batches(
         MaximumBatchingWindowInSeconds=2,
         ScalingConfig={"MaximumConcurrency": 2},
     )
-    poll(lambda: len(records_of(logs, fn["FunctionName"])) >= 40, what="40 records")
+    wait_records(logs, fn["FunctionName"], 40)
     sizes = [len(e["Records"]) for e in events_of(logs, fn["FunctionName"])]
     assert max(sizes) > 10, sizes
 
@@ -484,11 +505,7 @@ def test_filtered_out_messages_are_deleted_without_an_invocation(
         )
     poll(lambda: queue_counts(sqs, url) == (0, 0), what="every message to be deleted")
     time.sleep(0.5)  # let the last log batch reach the store
-    got = poll(
-        lambda: (
-            len(records_of(logs, fn["FunctionName"])) >= 2 and records_of(logs, fn["FunctionName"])
-        )
-    )
+    got = wait_records(logs, fn["FunctionName"], 2)
     assert sorted(json.loads(r["body"])["amount"] for r in got) == [11, 50]
 
 
@@ -500,27 +517,16 @@ def test_throttles_back_off_and_respect_reserved_concurrency(
     queue: Callable[..., tuple[str, str]],
     mappings: Callable[..., dict[str, Any]],
 ) -> None:
-    fn = batch_function(create_function, DELAY="0.3")
-    lambda_client.put_function_concurrency(
-        FunctionName=fn["FunctionName"], ReservedConcurrentExecutions=1
-    )
+    fn = reserved_batch_function(create_function, lambda_client, delay="0.3", reserved=1)
     url, arn = queue(VisibilityTimeout="30")
-    for chunk in range(3):
-        sqs.send_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"{chunk}-{i}"} for i in range(10)]
-        )
+    send_backlog(sqs, url, 3)
     mappings(
         EventSourceArn=arn,
         FunctionName=fn["FunctionName"],
         BatchSize=2,
         ScalingConfig={"MaximumConcurrency": 5},
     )
-    got = poll(
-        lambda: (
-            len(records_of(logs, fn["FunctionName"])) >= 30 and records_of(logs, fn["FunctionName"])
-        ),
-        what="30 records",
-    )
+    got = wait_records(logs, fn["FunctionName"], 30)
     # Throttled batches were retried, not failed: each message arrived once.
     counts = [r["attributes"]["ApproximateReceiveCount"] for r in got]
     assert len({r["messageId"] for r in got}) == 30
@@ -568,15 +574,9 @@ def test_concurrency_scales_up_under_a_backlog_to_the_function_concurrency(
     """Lambda starts an SQS mapping with five concurrent batches and adds more while messages
     are waiting, up to MaximumConcurrency or, without it, what the function may run at once (here
     its reserved concurrency): invocations overlap more than five at a time, never more than 8."""
-    fn = batch_function(create_function, DELAY="0.5")
-    lambda_client.put_function_concurrency(
-        FunctionName=fn["FunctionName"], ReservedConcurrentExecutions=8
-    )
+    fn = reserved_batch_function(create_function, lambda_client, delay="0.5", reserved=8)
     url, arn = queue(VisibilityTimeout="30")
-    for chunk in range(12):
-        sqs.send_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"{chunk}-{i}"} for i in range(10)]
-        )
+    send_backlog(sqs, url, 12)
     mappings(
         EventSourceArn=arn,
         FunctionName=fn["FunctionName"],
