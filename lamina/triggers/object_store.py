@@ -316,6 +316,18 @@ class ObjectStore:
             self._etags.clear()
         self._etags[(name, key)] = (size, mtime_ns, etag)
 
+    @contextlib.asynccontextmanager
+    async def _staging(self, bucket: Bucket, key: str) -> AsyncIterator[tuple[Path, Path]]:
+        """The file a write of `key` goes to and a hidden temporary file beside it, for the
+        write to fill and `_publish` to rename into place; removed if it was not."""
+        path = await asyncio.to_thread(self._writable, bucket, key)
+        tmp = path.parent / f".lamina-{uuid.uuid4().hex}.tmp"
+        try:
+            yield path, tmp
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
     async def put(
         self,
         name: str,
@@ -335,14 +347,12 @@ class ObjectStore:
         their algorithms) while it streams."""
         bucket = self.bucket(name)
         expected_md5 = _decode_md5(content_md5)
-        path = await asyncio.to_thread(self._writable, bucket, key)
         written = Written()
         checksums = {} if checksums is None else checksums
         for algorithm in {*checksums, *trailing}:
             if algorithm in _CHECKSUMS:
                 written.checks[algorithm] = _CHECKSUMS[algorithm]()
-        tmp = path.parent / f".lamina-{uuid.uuid4().hex}.tmp"
-        try:
+        async with self._staging(bucket, key) as (path, tmp):
             await _stream_to(tmp, body, written, MAX_OBJECT_BYTES)
             if expected_md5 is not None and written.md5.digest() != expected_md5:
                 raise BadDigest("The Content-MD5 you specified did not match what we received.")
@@ -367,9 +377,6 @@ class ObjectStore:
                 if_none_match=if_none_match,
                 event_name="ObjectCreated:Put",
             )
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
     async def _publish(
         self,
@@ -425,9 +432,7 @@ class ObjectStore:
                 "without changing the object's metadata, storage class, website redirect "
                 "location or encryption attributes."
             )
-        path = await asyncio.to_thread(self._writable, bucket, key)
-        tmp = path.parent / f".lamina-{uuid.uuid4().hex}.tmp"
-        try:
+        async with self._staging(bucket, key) as (path, tmp):
             await asyncio.to_thread(shutil.copyfile, source_path, tmp)
             etag = source.etag if "-" not in source.etag else await asyncio.to_thread(_etag_of, tmp)
             if replace_meta:
@@ -438,9 +443,6 @@ class ObjectStore:
                 name, key, tmp, path, etag, ctype, m, h,
                 if_none_match=False, event_name="ObjectCreated:Copy",
             )  # fmt: skip
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
     async def delete(self, name: str, key: str) -> None:
         """DeleteObject: removing a key that is not there succeeds, as on S3."""
@@ -637,25 +639,20 @@ class ObjectStore:
             files.append(part)
             digests += bytes.fromhex(etag)
         info = json.loads((folder / "upload.json").read_text())
-        path = await asyncio.to_thread(self._writable, bucket, key)
-        tmp = path.parent / f".lamina-{uuid.uuid4().hex}.tmp"
 
-        def join() -> None:
+        def join(tmp: Path) -> None:
             with tmp.open("wb") as out:
                 for part in files:
                     with part.open("rb") as f:
                         shutil.copyfileobj(f, out, WRITE_BUFFER)
 
-        try:
-            await asyncio.to_thread(join)
+        async with self._staging(bucket, key) as (path, tmp):
+            await asyncio.to_thread(join, tmp)
             etag = hashlib.md5(digests, usedforsecurity=False).hexdigest() + f"-{len(parts)}"
             done = await self._publish(
                 name, key, tmp, path, etag, info["content_type"], info["meta"], info["headers"],
                 if_none_match=False, event_name="ObjectCreated:CompleteMultipartUpload",
             )  # fmt: skip
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
         await asyncio.to_thread(shutil.rmtree, folder, True)
         return done
 
