@@ -780,6 +780,20 @@ while True:
         seen[label] = [status, kind(body)]
     if event.get("deep_error"):
         status, _, body = call("POST", "/invocation/" + rid + "/error", b"[" * 100000 + b"]" * 100000)
+    elif event.get("odd_error"):
+        status, _, body = call(
+            "POST",
+            "/invocation/" + rid + "/error",
+            b"\\xff\\xfe not json",
+            {"Lambda-Runtime-Function-Error-Type": "X" * 10000},
+        )
+    elif event.get("odd_stream"):
+        status, _, body = call(
+            "POST",
+            "/invocation/" + rid + "/response",
+            b"streamed anyway",
+            {"Lambda-Runtime-Function-Response-Mode": "streaming"},
+        )
     elif event.get("big"):
         status, _, body = call("POST", "/invocation/" + rid + "/response", b"1" * (7 * 1024 * 1024))
     else:
@@ -830,6 +844,13 @@ def test_runtime_api_misuse(server: LaminaProcess) -> None:
     resp, body = invoke({"big": True})
     assert resp["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Function.ResponseSizeTooLarge", body
+
+    resp = client.invoke(FunctionName=name, Payload=b'{"odd_error": true}')
+    assert resp["FunctionError"] == "Unhandled"
+    resp["Payload"].read()
+    resp = client.invoke(FunctionName=name, Payload=b'{"odd_stream": true}')
+    assert resp["StatusCode"] == 200
+    resp["Payload"].read()
 
     resp, body = invoke({"deep_error": True})
     assert resp["FunctionError"] == "Unhandled"
