@@ -151,7 +151,7 @@ def _unknown_operation(request: Request, *, method_mismatch: bool) -> Response:
 
 async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
     declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+    if declared is not None and declared.isdecimal() and int(declared) > MAX_REQUEST_BYTES:
         raise RequestTooLargeException(
             f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the operation"
         )

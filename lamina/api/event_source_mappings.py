@@ -102,7 +102,7 @@ class EventSourceMappingsAPI:
 
     async def list(self, req: Request) -> Response:
         raw = req.query_one("MaxItems")
-        if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 10_000):
+        if raw is not None and not (raw.isdecimal() and 1 <= int(raw) <= 10_000):
             raise ValidationException(
                 f"1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy "
                 "constraint: Member must have value between 1 and 10000"

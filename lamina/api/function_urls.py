@@ -88,7 +88,7 @@ class FunctionUrlsAPI:
     async def list(self, req: Request) -> Response:
         ref = parse_function_ref(req.params["name"])
         raw = req.query_one("MaxItems")
-        if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 50):
+        if raw is not None and not (raw.isdecimal() and 1 <= int(raw) <= 50):
             raise InvalidParameterValueException(
                 f"1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy "
                 "constraint: Member must have value less than or equal to 50"

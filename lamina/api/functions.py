@@ -141,7 +141,7 @@ def list_limit(req: Request) -> int | None:
     max_items = req.query_one("MaxItems")
     if max_items is None:
         return None
-    if not max_items.isdigit():
+    if not max_items.isdecimal():
         raise validation.constraint_error(max_items, "maxItems", "Member must be an integer")
     return validation.int_in_range(int(max_items), "maxItems", 1, 10000)
 

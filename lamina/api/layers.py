@@ -157,7 +157,7 @@ class LayersAPI:
         raw = req.query_one("MaxItems")
         max_items = None
         if raw is not None:
-            if not raw.lstrip("-").isdigit():
+            if not raw.lstrip("-").isdecimal():
                 raise ValidationException(f"Invalid value for MaxItems: {raw}")
             max_items = int(raw)
             if not 1 <= max_items <= 50:

@@ -247,6 +247,6 @@ class LogsAPI:
 def _token(value: Any) -> int:
     if isinstance(value, str) and "/" in value:
         tail = value.split("/", 1)[1]
-        if tail.isdigit():
+        if tail.isdecimal():
             return int(tail)
     return 0

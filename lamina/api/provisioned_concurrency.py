@@ -57,7 +57,7 @@ class ProvisionedConcurrencyAPI:
         raw = req.query_one("MaxItems")
         max_items = None
         if raw is not None:
-            if not raw.isdigit():
+            if not raw.isdecimal():
                 raise validation.constraint_error(raw, "maxItems", "Member must be an integer")
             max_items = validation.int_in_range(int(raw), "maxItems", 1, 50)
         page, marker = self.provisioned.list_page(

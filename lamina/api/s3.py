@@ -322,7 +322,7 @@ class Call:
             async for chunk in self._raw():
                 size += len(chunk)
                 yield chunk
-            if declared is not None and declared.isdigit() and size != int(declared):
+            if declared is not None and declared.isdecimal() and size != int(declared):
                 raise IncompleteBody("You did not provide the number of bytes specified.")
             return
         decoder = ChunkedDecoder()
@@ -335,7 +335,7 @@ class Call:
         decoder.finish()
         trailers.update(decoder.trailers)
         decoded = self.headers.get("x-amz-decoded-content-length")
-        if decoded is not None and decoded.isdigit() and size != int(decoded):
+        if decoded is not None and decoded.isdecimal() and size != int(decoded):
             raise IncompleteBody("You did not provide the number of bytes specified.")
 
     async def body(self, limit: int = MAX_XML_BYTES) -> bytes:
@@ -783,7 +783,7 @@ class S3Gateway:
             raise NotImplementedError_("Lamina does not serve UploadPartCopy.")
         upload_id = call.q("uploadId")
         number = call.q("partNumber")
-        if upload_id is None or number is None or not number.isdigit():
+        if upload_id is None or number is None or not number.isdecimal():
             raise InvalidArgument("UploadPart needs uploadId and an integer partNumber.")
         etag = await self.store.upload_part(
             call.bucket,
@@ -800,7 +800,7 @@ class S3Gateway:
         parts: list[tuple[int, str]] = []
         for part in request.findall("Part"):
             number, etag = part.findtext("PartNumber"), part.findtext("ETag")
-            if number is None or etag is None or not number.strip().isdigit():
+            if number is None or etag is None or not number.strip().isdecimal():
                 raise MalformedXML("The XML you provided was not well-formed or did not validate.")
             parts.append((int(number), etag.strip()))
         info = await self.store.complete_upload(

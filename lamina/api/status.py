@@ -30,7 +30,7 @@ class StatusAPI:
     async def memory_floor(self, req: Request) -> Response:
         """Change --min-available-mb while running (tests, or an operator reacting to a host)."""
         raw = req.query_one("MB") or ""
-        if not raw.isdigit():
+        if not raw.isdecimal():  # what int() takes ("²" is a digit to isdigit(), not to int())
             raise InvalidParameterValueException("MB must be a whole number of megabytes.")
         self.pool.min_available_mb = int(raw)
         return json_response({"MinAvailableMemoryMB": self.pool.min_available_mb})

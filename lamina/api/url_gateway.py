@@ -493,7 +493,7 @@ async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
         f"Request must be smaller than {MAX_EVENT_BYTES} bytes for the Invoke operation",
     )
     declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_EVENT_BYTES:
+    if declared is not None and declared.isdecimal() and int(declared) > MAX_EVENT_BYTES:
         raise too_large
     chunks: list[bytes] = []
     size = 0

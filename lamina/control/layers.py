@@ -262,7 +262,7 @@ def _page(
 def _after(items: list[LayerVersion], last: str) -> int:
     """Where to resume when the marker's item is gone (deleted between pages)."""
     name, _, number = last.rpartition(":")
-    n = int(number) if number.isdigit() else 0
+    n = int(number) if number.isdecimal() else 0
     for i, v in enumerate(items):
         if v.name > name or (v.name == name and v.version < n):
             return i

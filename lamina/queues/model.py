@@ -115,7 +115,7 @@ def validate_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
         value = str(raw)
         if name in INT_ATTRIBUTES:
             low, high, _ = INT_ATTRIBUTES[name]
-            if not value.lstrip("-").isdigit() or not low <= int(value) <= high:
+            if not value.lstrip("-").isdecimal() or not low <= int(value) <= high:
                 raise InvalidAttributeValue(f"Invalid value for the parameter {name}.")
             out[name] = str(int(value))
         elif name == "RedrivePolicy":

@@ -110,7 +110,7 @@ def _parse_cron(body: str) -> Cron:
 def _number(text: str, low: int, high: int, names: tuple[str, ...] = (), base: int = 1) -> int:
     if text in names:
         return names.index(text) + base
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not text.isdecimal() or not low <= int(text) <= high:
         raise ScheduleError(text)
     return int(text)
 
@@ -125,7 +125,7 @@ def _items(field: str) -> list[str]:
 def _range_step(item: str, low: int, high: int, names: tuple[str, ...] = ()) -> str:
     """`*`, `n`, `a-b`, each optionally `/step`, checked and written with numbers."""
     head, slash, step = item.partition("/")
-    if slash and not (step.isdigit() and int(step) >= 1):
+    if slash and not (step.isdecimal() and int(step) >= 1):
         raise ScheduleError(item)
     if head == "*":
         out = "*"
@@ -169,12 +169,12 @@ def _day_of_week(field: str) -> str:
             out.append(f"L{_weekday(item[:-1])}")  # croniter writes "last Friday" as L5
         elif "#" in item:
             day, _, nth = item.partition("#")
-            if not (nth.isdigit() and 1 <= int(nth) <= 5):
+            if not (nth.isdecimal() and 1 <= int(nth) <= 5):
                 raise ScheduleError(item)
             out.append(f"{_weekday(day)}#{nth}")
         else:
             head, slash, step = item.partition("/")
-            if slash and not (step.isdigit() and int(step) >= 1):
+            if slash and not (step.isdecimal() and int(step) >= 1):
                 raise ScheduleError(item)
             if head == "*":
                 part = "*"
