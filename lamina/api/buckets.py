@@ -13,7 +13,10 @@ put-bucket-notification-configuration` takes it); errors are Lambda's JSON error
 
 from __future__ import annotations
 
+from typing import Any
+
 from lamina.api.http import Request, Response, Router, empty, json_response
+from lamina.errors import InvalidParameterValueException
 from lamina.triggers.buckets import Bucket, Buckets
 
 BASE = "/lamina/v1/buckets"
@@ -21,6 +24,37 @@ BASE = "/lamina/v1/buckets"
 
 def notification_shape(bucket: Bucket) -> dict[str, object]:
     return {"LambdaFunctionConfigurations": [c.shape() for c in bucket.notifications]}
+
+
+def _check_notification_shapes(body: dict[str, Any]) -> None:
+    """The JSON types of a notification configuration, before its rules are read (a string
+    where an object belongs was a 500 there)."""
+    configs = body.get("LambdaFunctionConfigurations")
+    if not isinstance(configs, list | None):
+        raise InvalidParameterValueException("LambdaFunctionConfigurations must be a list.")
+    for item in configs or ():
+        if not isinstance(item, dict):
+            raise InvalidParameterValueException("Each configuration must be an object.")
+        events = item.get("Events")
+        if events is not None and not (
+            isinstance(events, list) and all(isinstance(e, str) for e in events)
+        ):
+            raise InvalidParameterValueException("Events must be a list of event types.")
+        rules: Any = item.get("Filter")
+        for key in ("Key", "FilterRules"):
+            if rules is None:
+                break
+            if not isinstance(rules, dict):
+                raise InvalidParameterValueException(
+                    'Filter must be {"Key": {"FilterRules": [...]}}.'
+                )
+            rules = rules.get(key)
+        if rules is not None and not (
+            isinstance(rules, list) and all(isinstance(r, dict) for r in rules)
+        ):
+            raise InvalidParameterValueException(
+                "Filter.Key.FilterRules must be a list of objects."
+            )
 
 
 class BucketsAPI:
@@ -50,7 +84,9 @@ class BucketsAPI:
         return empty(204)
 
     async def put_notification(self, req: Request) -> Response:
-        bucket = await self.buckets.put_notifications(req.params["name"], req.json())
+        body = req.json()
+        _check_notification_shapes(body)
+        bucket = await self.buckets.put_notifications(req.params["name"], body)
         return json_response(notification_shape(bucket))
 
     async def get_notification(self, req: Request) -> Response:
