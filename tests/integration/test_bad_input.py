@@ -12,6 +12,7 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import pathlib
 import socket
 import time
 import uuid
@@ -489,6 +490,9 @@ def test_odd_path_segments(server: LaminaProcess, segment: str) -> None:
         "Qualifier=%00",
         "MaxItems=1&MaxItems=2",
         "%zz=%zz",
+        "MaxItems=%C2%B2",  # a digit to str.isdigit(), not to int()
+        "Marker=%C2%B2",
+        "Qualifier=%C2%B2",
         "Qualifier=",
         "Qualifier=$LATEST:1",
         "Qualifier=" + "9" * 40,
@@ -1062,4 +1066,74 @@ def test_deep_json_in_string_members(server: LaminaProcess, fn: dict[str, Any]) 
     else:
         raise AssertionError(f"the deep message was not consumed: {attrs}")
     lam.delete_event_source_mapping(UUID=uuid_)
+    _assert_healthy(server)
+
+
+def test_lamina_own_routes(
+    server: LaminaProcess, fn: dict[str, Any], tmp_path: pathlib.Path
+) -> None:
+    """Lamina's own routes (status, drain, memory floor, buckets) hold to the same rule."""
+    endpoint = server.endpoint
+    for method, path in [
+        ("POST", "/lamina/memory-floor?MB=%C2%B2"),  # a digit to str.isdigit, not to int()
+        ("POST", "/lamina/memory-floor?MB=-1"),
+        ("POST", "/lamina/memory-floor?MB=1.5"),
+        ("POST", "/lamina/memory-floor"),
+        ("POST", "/lamina/drain"),
+        ("POST", "/lamina/drain?FunctionName=%00"),
+        ("GET", "/lamina/status?FunctionName=%FF"),
+        ("GET", "/_lamina/code/%00.zip"),
+        ("GET", "/2018-10-31/layers/x/versions/%C2%B2"),
+        ("DELETE", "/2018-10-31/layers/x/versions/%C2%B2"),
+        ("GET", "/_lamina/code/..%2F..%2Fetc%2Fpasswd.zip"),
+    ]:
+        status, out, resp = raw(endpoint, method, path)
+        _check(status, out, resp, GENERIC_ERRORS, f"{method} {path}")
+    bucket = "bad-input-b-" + uuid.uuid4().hex[:6]
+    base = "/lamina/v1/buckets"
+    folder = json.dumps({"Path": str(tmp_path)}).encode()
+    status, _, resp = raw(endpoint, "PUT", f"{base}/{bucket}", folder)
+    assert status < 300, resp[:300]
+    bodies: list[Any] = [
+        *WRONG["structure"],
+        {"Path": 1},
+        {"Path": ""},
+        {"Path": "a\u0000b"},
+        {"Path": "relative"},
+        {"Path": str(tmp_path / "missing"), "Region": []},
+    ]
+    notifications: list[Any] = [
+        *WRONG["structure"],
+        {"LambdaFunctionConfigurations": "x"},
+        {"LambdaFunctionConfigurations": [1]},
+        {"LambdaFunctionConfigurations": [{"LambdaFunctionArn": 1, "Events": "x"}]},
+        {"LambdaFunctionConfigurations": [{"LambdaFunctionArn": fn["name"], "Events": [1]}]},
+        {
+            "LambdaFunctionConfigurations": [
+                {
+                    "LambdaFunctionArn": fn["name"],
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": [], "Value": {}}]}},
+                }
+            ]
+        },
+        {
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": fn["name"], "Events": ["s3:ObjectCreated:*"], "Filter": "x"}
+            ]
+        },
+    ]
+    cases = [
+        ("PUT", f"{base}/{b}", json.dumps(x).encode())
+        for b in (bucket, "%00", "x" * 300)
+        for x in bodies
+    ]
+    cases += [
+        ("PUT", f"{base}/{bucket}/notification", json.dumps(x).encode()) for x in notifications
+    ]
+    cases += [("PUT", f"{base}/{bucket}/notification", DEEP)]
+    for method, path, body in cases:
+        status, out, resp = raw(endpoint, method, path, body, {"Content-Type": "application/json"})
+        _check(status, out, resp, GENERIC_ERRORS, f"{method} {path[:60]} {body[:80]!r}")
+    raw(endpoint, "DELETE", f"{base}/{bucket}")
     _assert_healthy(server)
