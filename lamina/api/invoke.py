@@ -19,7 +19,9 @@ from lamina.invoke.dispatcher import Dispatcher, decode_client_context
 SYNC_PAYLOAD_MAX = 6 * 1024 * 1024  # 6 MB request and response (AWS)
 ASYNC_PAYLOAD_MAX = 1024 * 1024  # 1 MB for Event invocations (AWS, since 2025)
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
-_DECODER = json.JSONDecoder()
+# Integers are checked, not converted: a number of more than 4,300 digits is JSON (Lambda takes
+# it), but Python's int() refuses it.
+_DECODER = json.JSONDecoder(parse_int=len)
 
 
 @lru_cache(maxsize=4096)
@@ -44,7 +46,7 @@ def check_payload(payload: bytes, limit: int) -> bytes:
     else:
         return payload
     try:
-        json.loads(payload)
+        json.loads(payload, parse_int=len)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidRequestContentException(
             "Could not parse request body into json: Could not parse payload into json: "

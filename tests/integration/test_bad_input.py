@@ -425,6 +425,16 @@ def test_bad_invoke_headers(
     _assert_healthy(server)
 
 
+def test_invoke_payload_big_number(server: LaminaProcess, fn: dict[str, Any]) -> None:
+    """A 5,000-digit integer is JSON: the payload check takes it (Python's int() would not)."""
+    path = f"/2015-03-31/functions/{fn['name']}/invocations"
+    payload = b'{"n": ' + b"7" * 5000 + b"}"
+    status, out, resp = raw(
+        server.endpoint, "POST", path, payload, {"X-Amz-Invocation-Type": "DryRun"}
+    )
+    assert status == 204, resp[:300]
+
+
 def test_invoke_size_limits(server: LaminaProcess, fn: dict[str, Any]) -> None:
     path = f"/2015-03-31/functions/{fn['name']}/invocations"
     big = b'"' + b"x" * (6 * 1024 * 1024) + b'"'
