@@ -429,7 +429,7 @@ def test_invoke_payload_big_number(server: LaminaProcess, fn: dict[str, Any]) ->
     """A 5,000-digit integer is JSON: the payload check takes it (Python's int() would not)."""
     path = f"/2015-03-31/functions/{fn['name']}/invocations"
     payload = b'{"n": ' + b"7" * 5000 + b"}"
-    status, out, resp = raw(
+    status, _, resp = raw(
         server.endpoint, "POST", path, payload, {"X-Amz-Invocation-Type": "DryRun"}
     )
     assert status == 204, resp[:300]
