@@ -46,6 +46,10 @@ def _wrong_type(body: dict[str, Any]) -> str | None:
             continue
         if not isinstance(value, types) or (types is _INT and isinstance(value, bool)):
             return member
+        if (
+            isinstance(value, int) and not -(2**63) <= value < 2**63
+        ):  # a long (SQLite's integers too)
+            return member
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
             return member
     return None
@@ -247,6 +251,6 @@ class LogsAPI:
 def _token(value: Any) -> int:
     if isinstance(value, str) and "/" in value:
         tail = value.split("/", 1)[1]
-        if tail.isdecimal():
+        if tail.isdecimal() and len(tail) <= 18:  # an event id: within SQLite's integers
             return int(tail)
     return 0

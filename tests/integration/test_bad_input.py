@@ -1147,3 +1147,31 @@ def test_lamina_own_routes(
         _check(status, out, resp, GENERIC_ERRORS, f"{method} {path[:60]} {body[:80]!r}")
     raw(endpoint, "DELETE", f"{base}/{bucket}")
     _assert_healthy(server)
+
+
+def test_logs_reads_with_odd_numbers(server: LaminaProcess, fn: dict[str, Any]) -> None:
+    """Times, limits and tokens at the edges of their types, on a log group that has events."""
+    endpoint = server.endpoint
+    raw(endpoint, "POST", f"/2015-03-31/functions/{fn['name']}/invocations", b"{}")
+    group = f"/aws/lambda/{fn['name']}"
+    headers = {"X-Amz-Target": "", "Content-Type": "application/x-amz-json-1.1"}
+    streams = client_for(endpoint, "logs").describe_log_streams(logGroupName=group)["logStreams"]
+    stream = streams[0]["logStreamName"]
+    for op, extra in [
+        ("FilterLogEvents", {}),
+        ("GetLogEvents", {"logStreamName": stream}),
+        ("DescribeLogStreams", {}),
+        ("DescribeLogGroups", {}),
+    ]:
+        for member in ("startTime", "endTime", "limit"):
+            for value in (2**64, -(2**64), -1, 0, 10**30):
+                doc = {"logGroupName": group, **extra, member: value}
+                headers["X-Amz-Target"] = f"Logs_20140328.{op}"
+                status, _, resp = raw(endpoint, "POST", "/", json.dumps(doc).encode(), headers)
+                assert status < 500, (op, member, value, resp[:300])
+        for token in ("", "x", "f/" + "9" * 30, "b/-1", "\u00e9", "0" * 5000):
+            doc = {"logGroupName": group, **extra, "nextToken": token}
+            headers["X-Amz-Target"] = f"Logs_20140328.{op}"
+            status, _, resp = raw(endpoint, "POST", "/", json.dumps(doc).encode(), headers)
+            assert status < 500, (op, token[:20], resp[:300])
+    _assert_healthy(server)
