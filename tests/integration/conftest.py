@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -125,6 +126,45 @@ def create_function(lambda_client: Any, unique_name: str) -> Iterator[CreateFunc
     for fname in made:
         with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
             lambda_client.delete_function(FunctionName=fname)
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
+    """What `check` returns once it is truthy; fails the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def probe_function(create_function: CreateFunction, **kwargs: Any) -> str:
+    """A function of tests/functions/snapshot_probe.py (it reports its environment): its name."""
+    cfg = create_function(
+        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler", **kwargs
+    )
+    return str(cfg["FunctionName"])
+
+
+def deploy(
+    client: Any, name: str, module: str, *, code: bytes | None = None, **kwargs: Any
+) -> None:
+    """Create `name` through `client` (of a server a test runs itself, without the
+    create_function fixture) with handler <module>.handler, from tests/functions/<module>.py or
+    the zip `code`, and wait until it is Active."""
+    client.create_function(
+        FunctionName=name,
+        Runtime=PYTHON_RUNTIME,
+        Role=ROLE,
+        Handler=f"{module}.handler",
+        Code={"ZipFile": function_zip(module) if code is None else code},
+        **kwargs,
+    )
+    client.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300}
+    )
 
 
 def invoke_json(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import client_for
+from tests.integration.conftest import client_for, wait_for
 
 DEADLINE_S = 90.0
 
@@ -78,11 +78,5 @@ def records_of(logs: Any, function: str) -> list[dict[str, Any]]:
 
 
 def poll(check: Callable[[], Any], timeout_s: float = DEADLINE_S, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.2)
+    """wait_for with the event source tests' longer deadline."""
+    return wait_for(check, timeout_s, what or str(check))

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import pytest
 
+from tests.integration.conftest import wait_for
+
 REDIS_URL = os.environ.get("LAMINA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
     "LAMINA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -217,17 +219,6 @@ class PrivateRedis:
 
 
 # -- what the function saw ---------------------------------------------------------------------
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 class Seen:

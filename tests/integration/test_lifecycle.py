@@ -18,11 +18,10 @@ from botocore.exceptions import ClientError
 
 from tests.integration.conftest import (
     FUNCTIONS,
-    PYTHON_RUNTIME,
     ROLE,
     CreateFunction,
     client_for,
-    function_zip,
+    deploy,
     invoke_json,
     make_zip,
 )
@@ -98,15 +97,7 @@ def own_server(tmp_path: Path) -> Iterator[Callable[..., LaminaProcess]]:
 
 
 def create_on(client: Any, name: str, module: str = "lifecycle", **kwargs: Any) -> None:
-    client.create_function(
-        FunctionName=name,
-        Runtime=PYTHON_RUNTIME,
-        Role=ROLE,
-        Handler=f"{module}.handler",
-        Code={"ZipFile": function_zip(module)},
-        **kwargs,
-    )
-    client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
+    deploy(client, name, module, **kwargs)
 
 
 def test_init_once_and_warm_state(lambda_client: Any, create_function: CreateFunction) -> None:

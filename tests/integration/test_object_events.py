@@ -17,14 +17,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
 
-from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, make_zip
+from tests.integration.conftest import client_for, deploy, make_zip, wait_for
 from tests.integration.lamina_process import LaminaProcess
 
 BUCKETS = "/lamina/v1/buckets"
@@ -63,16 +63,6 @@ def handler(event, context):
 """
 
 ORDERS = "customer,amount\nada,10\nbob,5\nada,7\n"
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 class Env:
@@ -126,12 +116,11 @@ def env(tmp_path: Path) -> Iterator[Env]:
     env.server.start()
     try:
         lam = client_for(env.server.endpoint)
-        lam.create_function(
-            FunctionName="csv-totals",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="f.handler",
-            Code={"ZipFile": make_zip({"f.py": PROCESSOR})},
+        deploy(
+            lam,
+            "csv-totals",
+            "f",
+            code=make_zip({"f.py": PROCESSOR}),
             Timeout=30,
             Environment={
                 "Variables": {
@@ -142,7 +131,6 @@ def env(tmp_path: Path) -> Iterator[Env]:
                 }
             },
         )
-        lam.get_waiter("function_active_v2").wait(FunctionName="csv-totals")
         yield env
     finally:
         env.server.stop()

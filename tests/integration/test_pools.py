@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import (
-    PYTHON_RUNTIME,
-    ROLE,
     CreateFunction,
     client_for,
-    function_zip,
+    deploy,
     invoke_json,
+    probe_function,
 )
 from tests.integration.lamina_process import LaminaProcess
 
@@ -37,17 +36,10 @@ def version_status(endpoint: str, name: str) -> dict[str, Any]:
     return found
 
 
-def make(create_function: CreateFunction, **kwargs: Any) -> str:
-    cfg = create_function(
-        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler", **kwargs
-    )
-    return str(cfg["FunctionName"])
-
-
 def test_scale_out_and_warm_reuse_are_counted(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    name = make(create_function)
+    name = probe_function(create_function)
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda _: invoke_json(lambda_client, name, {"sleep": 1.0}), range(3)))
     st = version_status(endpoint, name)
@@ -81,7 +73,7 @@ def test_scale_out_and_warm_reuse_are_counted(
 def test_throttles_are_counted(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    name = make(create_function)
+    name = probe_function(create_function)
     lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     with pytest.raises(lambda_client.exceptions.TooManyRequestsException):
         invoke_json(lambda_client, name, {})
@@ -91,8 +83,8 @@ def test_throttles_are_counted(
 def test_memory_pressure_evicts_idle_environments_then_throttles(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    idle_fn = make(create_function)
-    new_fn = make(create_function)
+    idle_fn = probe_function(create_function)
+    new_fn = probe_function(create_function)
     invoke_json(lambda_client, idle_fn, {})
     assert version_status(endpoint, idle_fn)["idle"] == 1
     host = call(endpoint, "GET", "/lamina/status")["Host"]
@@ -125,16 +117,7 @@ def test_spares_follow_the_setting_and_go_first_under_memory_pressure(tmp_path: 
     try:
         for proc, spares in ((server, 2), (off, 0)):
             client = client_for(proc.endpoint)
-            client.create_function(
-                FunctionName="spared",
-                Runtime=PYTHON_RUNTIME,
-                Role=ROLE,
-                Handler="snapshot_probe.handler",
-                Code={"ZipFile": function_zip("snapshot_probe")},
-            )
-            client.get_waiter("function_active_v2").wait(
-                FunctionName="spared", WaiterConfig={"Delay": 0.1}
-            )
+            deploy(client, "spared", "snapshot_probe")
             invoke_json(client, "spared", {})
             deadline = time.monotonic() + 30
             while version_status(proc.endpoint, "spared")["spares"] != spares:
@@ -144,16 +127,7 @@ def test_spares_follow_the_setting_and_go_first_under_memory_pressure(tmp_path: 
             st = version_status(proc.endpoint, "spared")
             assert (st["spares"], st["environments"], st["idle"]) == (spares, 1, 1), st
         client = client_for(server.endpoint)
-        client.create_function(
-            FunctionName="other",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="snapshot_probe.handler",
-            Code={"ZipFile": function_zip("snapshot_probe")},
-        )
-        client.get_waiter("function_active_v2").wait(
-            FunctionName="other", WaiterConfig={"Delay": 0.1}
-        )
+        deploy(client, "other", "snapshot_probe")
         host = call(server.endpoint, "GET", "/lamina/status")["Host"]
         call(server.endpoint, "POST", f"/lamina/memory-floor?MB={host['AvailableMemoryMB'] * 4}")
         with pytest.raises(client.exceptions.TooManyRequestsException):

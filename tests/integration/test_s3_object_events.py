@@ -13,13 +13,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, make_zip
+from tests.integration.conftest import client_for, deploy, make_zip, wait_for
 from tests.integration.lamina_process import LaminaProcess
 
 # Reads the object through Lamina's S3 API (AWS_ENDPOINT_URL points there), totals `amount`
@@ -64,16 +64,6 @@ MORE_ORDERS = "customer,amount\ncy,1\ncy,2\nada,3\n"
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:csv-totals"
 
 
-def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LaminaProcess]:
     # "auto" is the default: whatever the caller's shell says, the server picks its sandbox.
@@ -108,16 +98,14 @@ def test_csv_in_a_bucket_is_read_through_s3_inside_the_default_sandbox(
     endpoint = server.endpoint
     lam = client_for(endpoint)
     s3 = client_for(endpoint, "s3")
-    lam.create_function(
-        FunctionName="csv-totals",
-        Runtime=PYTHON_RUNTIME,
-        Role=ROLE,
-        Handler="f.handler",
-        Code={"ZipFile": make_zip({"f.py": PROCESSOR})},
+    deploy(
+        lam,
+        "csv-totals",
+        "f",
+        code=make_zip({"f.py": PROCESSOR}),
         Timeout=60,
         Environment={"Variables": {"INCOMING_FOLDER": str(incoming)}},
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName="csv-totals")
 
     # `incoming` is a host folder (Lamina's bucket API); `results` is made with the S3 API and
     # lives in Lamina's data dir.

@@ -16,7 +16,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.integration.conftest import CreateFunction, client_for, function_zip, invoke_json
+from tests.integration.conftest import CreateFunction, client_for, invoke_json, probe_function
 
 REAPER = "lamina/runtime/bootstrap/python/lib/_lamina_reaper"
 
@@ -46,10 +46,7 @@ def sandbox_name(endpoint: str, name: str) -> str:
 def test_forked_environments_are_separate_but_init_ran_once(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    cfg = create_function(
-        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler"
-    )
-    name = cfg["FunctionName"]
+    name = probe_function(create_function)
     results = concurrently(lambda_client, name, 3)
     bodies = [body for _, body in results]
     streams = {b["stream"] for b in bodies}
@@ -90,29 +87,23 @@ def test_forked_environments_are_separate_but_init_ran_once(
 def test_opting_out_starts_each_environment_plainly(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    cfg = create_function(
-        zip_bytes=function_zip("snapshot_probe"),
-        handler="snapshot_probe.handler",
-        Environment={"Variables": {"LAMINA_SNAPSHOT_START": "off"}},
+    name = probe_function(
+        create_function, Environment={"Variables": {"LAMINA_SNAPSHOT_START": "off"}}
     )
-    bodies = [body for _, body in concurrently(lambda_client, cfg["FunctionName"], 2)]
+    bodies = [body for _, body in concurrently(lambda_client, name, 2)]
     assert len({b["token"] for b in bodies}) == 2, "Init ran in each environment"
     assert all(b["init_type"] == "on-demand" and b["hooks"] == [] for b in bodies)
-    st = status(endpoint, cfg["FunctionName"])["Functions"][0]
+    st = status(endpoint, name)["Functions"][0]
     assert st["snapshot_starts"] == 0 and st["cold_starts"] == 2, st
 
 
 def test_a_thread_running_after_init_means_no_template(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    cfg = create_function(
-        zip_bytes=function_zip("snapshot_probe"),
-        handler="snapshot_probe.handler",
-        Environment={"Variables": {"PROBE_THREAD": "1"}},
-    )
-    bodies = [body for _, body in concurrently(lambda_client, cfg["FunctionName"], 2)]
+    name = probe_function(create_function, Environment={"Variables": {"PROBE_THREAD": "1"}})
+    bodies = [body for _, body in concurrently(lambda_client, name, 2)]
     assert len({b["token"] for b in bodies}) == 2
-    st = status(endpoint, cfg["FunctionName"])["Functions"][0]
+    st = status(endpoint, name)["Functions"][0]
     assert st["snapshot_starts"] == 0
     assert any("thread" in why for why in st["template_refusals"].values()), st
 
@@ -120,10 +111,7 @@ def test_a_thread_running_after_init_means_no_template(
 def test_a_burst_forks_every_environment_from_one_template(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    cfg = create_function(
-        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler", Timeout=60
-    )
-    name = cfg["FunctionName"]
+    name = probe_function(create_function, Timeout=60)
     client = client_for(endpoint, max_pool_connections=20)
     bodies = [body for _, body in concurrently(client, name, 20, sleep=2.0)]
     assert len({b["stream"] for b in bodies}) == 20
@@ -136,10 +124,7 @@ def test_a_burst_forks_every_environment_from_one_template(
 def test_busy_forked_environment_survives_its_templates_retirement(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    cfg = create_function(
-        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler", Timeout=60
-    )
-    name = cfg["FunctionName"]
+    name = probe_function(create_function, Timeout=60)
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(invoke_json, lambda_client, name, {"sleep": 3.0})
         deadline = time.monotonic() + 30
@@ -158,10 +143,7 @@ def test_busy_forked_environment_survives_its_templates_retirement(
 def test_forked_environments_first_process_is_small_and_reaps_orphans(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    cfg = create_function(
-        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler"
-    )
-    name = cfg["FunctionName"]
+    name = probe_function(create_function)
     invoke_json(lambda_client, name, {})
     post = urllib.request.Request(f"{endpoint}/lamina/drain?FunctionName={name}", method="POST")
     urllib.request.urlopen(post).close()
@@ -197,10 +179,7 @@ def wait_status(endpoint: str, name: str, field: str, value: int) -> dict[str, A
 def test_a_spare_environment_is_forked_ahead_of_the_next_scale_out(
     lambda_client: Any, endpoint: str, create_function: CreateFunction
 ) -> None:
-    cfg = create_function(
-        zip_bytes=function_zip("snapshot_probe"), handler="snapshot_probe.handler"
-    )
-    name = cfg["FunctionName"]
+    name = probe_function(create_function)
     _, first = invoke_json(lambda_client, name, {})
     # After a scale-out from the template, one more environment is initialised ahead of need;
     # it is shown as a spare, not among the environments.
