@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, function_zip
+from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, deploy, function_zip
 from tests.integration.lamina_process import LaminaProcess
 from tests.integration.stream_brokers import (
     Broker,
@@ -55,17 +55,12 @@ class Deployment:
         self.broker = broker
         self.name = f"streams-{uuid.uuid4().hex[:10]}"
         self.queue_url = str(self.sqs.create_queue(QueueName=self.name)["QueueUrl"])
-        self.lam.create_function(
-            FunctionName=self.name,
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="stream_recorder.handler",
-            Code={"ZipFile": function_zip("stream_recorder")},
+        deploy(
+            self.lam,
+            self.name,
+            "stream_recorder",
             Timeout=30,
             Environment={"Variables": {"SEEN_QUEUE_URL": self.queue_url, "DELAY_S": str(delay_s)}},
-        )
-        self.lam.get_waiter("function_active_v2").wait(
-            FunctionName=self.name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
         )
         mapping = self.lam.create_event_source_mapping(
             FunctionName=self.name,
@@ -88,6 +83,18 @@ class Deployment:
 
     def last_result(self) -> str:
         return str(self.lam.get_event_source_mapping(UUID=self.uuid)["LastProcessingResult"])
+
+    def wait_result(self, result: str, timeout_s: float, what: str) -> None:
+        wait_for(lambda: self.last_result() == result, timeout_s, what)
+
+    def reach(self, n: int) -> None:
+        """Wait until record `n` (or one after it) was processed."""
+        self.seen.until(lambda _b: highest_processed(self.seen) >= n)
+
+    def assert_all_in_order(self, count: int) -> None:
+        """Records 0 to count - 1 all processed, each after the ones before it."""
+        self.reach(count - 1)
+        assert_in_order_without_gaps(self.seen.batches, range(count))
 
     def remove(self) -> None:
         with contextlib.suppress(ClientError):
@@ -116,14 +123,13 @@ def test_lamina_killed_mid_stream_loses_and_reorders_nothing(
         app = Deployment(server.endpoint, broker)
         app.wait_connected()
         broker.produce(items(range(40)))
-        app.seen.until(lambda _b: highest_processed(app.seen) >= 10)
+        app.reach(10)
         server.stop(signal.SIGKILL)  # a crash: nothing is given back gracefully
         assert highest_processed(app.seen) < 39, "the stream should still be mid-way"
         broker.produce(items(range(40, 60)))
         server.start()
         app.reconnect(server.endpoint)
-        app.seen.until(lambda _b: highest_processed(app.seen) >= 59)
-        assert_in_order_without_gaps(app.seen.batches, range(60))
+        app.assert_all_in_order(60)
         app.remove()
     finally:
         server.stop()
@@ -138,14 +144,13 @@ def test_redis_restarted_mid_stream_loses_nothing(endpoint: str, tmp_path: Path)
         app = Deployment(endpoint, broker)
         app.wait_connected()
         broker.produce(items(range(30)))
-        app.seen.until(lambda _b: highest_processed(app.seen) >= 5)
+        app.reach(5)
         private.stop()
-        wait_for(lambda: app.last_result() == CONNECTION_PROBLEM, 60, "the outage to be reported")
+        app.wait_result(CONNECTION_PROBLEM, 60, "the outage to be reported")
         private.start()
         broker.produce(items(range(30, 50)))
-        app.seen.until(lambda _b: highest_processed(app.seen) >= 49)
-        assert_in_order_without_gaps(app.seen.batches, range(50))
-        wait_for(lambda: app.last_result() == "OK", 30, "the mapping to recover")
+        app.assert_all_in_order(50)
+        app.wait_result("OK", 30, "the mapping to recover")
         app.remove()
     finally:
         private.stop()
@@ -161,7 +166,7 @@ def test_a_redis_down_from_the_start_is_retried_until_it_is_up(
     try:
         broker = RedisBroker(redis.Redis.from_url(private.url), private.url)
         app = Deployment(endpoint, broker)
-        wait_for(lambda: app.last_result() == CONNECTION_PROBLEM, 60, "the outage to be reported")
+        app.wait_result(CONNECTION_PROBLEM, 60, "the outage to be reported")
         time.sleep(4)  # several attempts, backing off
         got = app.lam.get_event_source_mapping(UUID=app.uuid)
         assert got["State"] == "Enabled"
@@ -170,9 +175,8 @@ def test_a_redis_down_from_the_start_is_retried_until_it_is_up(
         private.start()
         app.wait_connected()
         broker.produce(items(range(10)))
-        app.seen.until(lambda _b: highest_processed(app.seen) >= 9)
-        assert_in_order_without_gaps(app.seen.batches, range(10))
-        wait_for(lambda: app.last_result() == "OK", 30, "the mapping to recover")
+        app.assert_all_in_order(10)
+        app.wait_result("OK", 30, "the mapping to recover")
         app.remove()
     finally:
         private.stop()
@@ -185,11 +189,10 @@ def test_postgres_connections_terminated_mid_stream_lose_nothing(endpoint: str) 
         app.wait_connected()
         broker.produce(items(range(30)))
         for round_ in range(3):
-            app.seen.until(lambda _b, r=round_: highest_processed(app.seen) >= 5 + 8 * r)
+            app.reach(5 + 8 * round_)
             wait_for(lambda: broker.terminate_backends(app.uuid) > 0, 30, "a backend to end")
         broker.produce(items(range(30, 45)))
-        app.seen.until(lambda _b: highest_processed(app.seen) >= 44)
-        assert_in_order_without_gaps(app.seen.batches, range(45))
+        app.assert_all_in_order(45)
         app.remove()
     finally:
         broker.close()
