@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, make_zip
+from tests.integration.conftest import client_for, deploy, make_zip
 from tests.integration.lamina_process import LaminaProcess
 
 RECORDER = """
@@ -38,6 +38,18 @@ FN_ARN = "arn:aws:lambda:us-east-1:000000000000:function:recorder"
 
 def rows(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def start_latencies(out: Path, sent_at: dict[str, float]) -> list[float]:
+    """Seconds from each object's write (`sent_at` by key) to the start of the function it
+    triggered, sorted; waits up to a minute for every object's run."""
+    deadline = time.monotonic() + 60
+    while len(rows(out)) < len(sent_at) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return sorted(
+        float(r["t"]) - sent_at[r["e"]["Records"][0]["s3"]["object"]["key"]]  # type: ignore[arg-type, index]
+        for r in rows(out)
+    )
 
 
 def main() -> None:
@@ -57,15 +69,13 @@ def main() -> None:
         server.start()
         try:
             lam = client_for(server.endpoint)
-            lam.create_function(
-                FunctionName="recorder",
-                Runtime=PYTHON_RUNTIME,
-                Role=ROLE,
-                Handler="f.handler",
-                Code={"ZipFile": make_zip({"f.py": RECORDER})},
+            deploy(
+                lam,
+                "recorder",
+                "f",
+                code=make_zip({"f.py": RECORDER}),
                 Environment={"Variables": {"OUT": str(out)}},
             )
-            lam.get_waiter("function_active_v2").wait(FunctionName="recorder")
 
             def put(path: str, body: object) -> None:
                 request = urllib.request.Request(
@@ -89,13 +99,7 @@ def main() -> None:
                 dropped[f"f{i}.csv"] = time.time()
                 os.rename(tmp_file, inbox / f"f{i}.csv")
                 time.sleep(0.5)
-            deadline = time.monotonic() + 60
-            while len(rows(out)) < args.files and time.monotonic() < deadline:
-                time.sleep(0.1)
-            latencies = sorted(
-                float(r["t"]) - dropped[r["e"]["Records"][0]["s3"]["object"]["key"]]  # type: ignore[index]
-                for r in rows(out)
-            )
+            latencies = start_latencies(out, dropped)
             print(
                 f"object events: {len(latencies)} files, rename -> function start: median "
                 f"{statistics.median(latencies):.3f} s, max {latencies[-1]:.3f} s (settle 1.0 s)"
@@ -112,13 +116,7 @@ def main() -> None:
                 s3.put_object(Bucket="inbox", Key=key, Body=b"x" * 1000)
                 put_s.append(time.time() - put_at[key])
                 time.sleep(0.5)
-            deadline = time.monotonic() + 60
-            while len(rows(out)) < args.files and time.monotonic() < deadline:
-                time.sleep(0.1)
-            latencies = sorted(
-                float(r["t"]) - put_at[r["e"]["Records"][0]["s3"]["object"]["key"]]  # type: ignore[index]
-                for r in rows(out)
-            )
+            latencies = start_latencies(out, put_at)
             print(
                 f"S3 PutObject: {len(latencies)} objects, put call -> function start: median "
                 f"{statistics.median(latencies):.3f} s, max {latencies[-1]:.3f} s; the put "
