@@ -1,6 +1,10 @@
 """Integration fixtures: a real Lamina server process, boto3 and AWS CLI clients, packaged functions.
 
 Nothing of Lamina's own is mocked here: tests talk to the server over HTTP as users do.
+
+The helpers every test file may want (wait_for, deploy on a server a test starts itself,
+probe_function, make_zip, function_zip, invoke_json) live here once: import them rather than
+writing another copy in a test file.
 """
 
 from __future__ import annotations
