@@ -228,8 +228,9 @@ def test_deploy_change_redeploy(
             )
 
 
-def test_template_errors_are_clear(endpoint: str, tmp_path: Path) -> None:
-    (tmp_path / "template.yaml").write_text(
+def write_one_function_template(root: Path, code_uri: str) -> None:
+    """root/template.yaml: one Python function (app.handler) whose code is at `code_uri`."""
+    (root / "template.yaml").write_text(
         textwrap.dedent(
             f"""\
             Transform: AWS::Serverless-2016-10-31
@@ -237,12 +238,16 @@ def test_template_errors_are_clear(endpoint: str, tmp_path: Path) -> None:
               Fn:
                 Type: AWS::Serverless::Function
                 Properties:
-                  CodeUri: s3://bucket/key.zip
+                  CodeUri: {code_uri}
                   Handler: app.handler
                   Runtime: {PYTHON_RUNTIME}
             """
         )
     )
+
+
+def test_template_errors_are_clear(endpoint: str, tmp_path: Path) -> None:
+    write_one_function_template(tmp_path, "s3://bucket/key.zip")
     out = deploy(endpoint, tmp_path, "broken", ok=False)
     assert "code at s3://bucket/key.zip: NoSuchBucket" in out
     (tmp_path / "template.yaml").write_text(
@@ -264,20 +269,7 @@ def test_code_at_an_s3_location_is_read_from_lamina(
     code = "def handler(event, context):\n    return {'from': 's3'}\n"
     s3.put_object(Bucket=bucket, Key="pkg/app.zip", Body=make_zip({"app.py": code}))
     stack = f"s3code-{uuid.uuid4().hex[:6]}"
-    (tmp_path / "template.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            Transform: AWS::Serverless-2016-10-31
-            Resources:
-              Fn:
-                Type: AWS::Serverless::Function
-                Properties:
-                  CodeUri: s3://{bucket}/pkg/app.zip
-                  Handler: app.handler
-                  Runtime: {PYTHON_RUNTIME}
-            """
-        )
-    )
+    write_one_function_template(tmp_path, f"s3://{bucket}/pkg/app.zip")
     deploy(endpoint, tmp_path, stack)
     name = f"{stack}-Fn"
     try:
