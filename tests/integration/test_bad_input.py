@@ -12,7 +12,9 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import os
 import pathlib
+import random
 import socket
 import time
 import uuid
@@ -1174,4 +1176,76 @@ def test_logs_reads_with_odd_numbers(server: LaminaProcess, fn: dict[str, Any]) 
             headers["X-Amz-Target"] = f"Logs_20140328.{op}"
             status, _, resp = raw(endpoint, "POST", "/", json.dumps(doc).encode(), headers)
             assert status < 500, (op, token[:20], resp[:300])
+    _assert_healthy(server)
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(9 if depth < 3 else 6)
+    if kind == 0:
+        return rng.choice(
+            ["", "x", "\u0000", "\U0001f600", "$LATEST", "arn:aws:lambda:::", "9" * 30]
+        )
+    if kind == 1:
+        return rng.choice([0, -1, 1, 2**31, 2**63, -(2**63) - 1, 10**40])
+    if kind == 2:
+        return rng.choice([0.5, -0.0, 1e308, float("nan"), float("inf")])
+    if kind == 3:
+        return rng.choice([True, False])
+    if kind == 4:
+        return None
+    if kind == 5:
+        return "".join(chr(rng.randrange(0x20, 0x2FFF)) for _ in range(rng.randrange(1, 40)))
+    if kind in (6, 7):
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {
+        rng.choice(["Name", "Arn", "Key", "Value", "Variables", "x"]): _random_value(rng, depth + 1)
+        for _ in range(rng.randrange(4))
+    }
+
+
+def test_random_bodies(server: LaminaProcess) -> None:
+    """Random JSON values (NaN and Infinity too) for the members of every served operation with
+    a body: a fixed seed, so that a failure repeats (LAMINA_FUZZ_SEED=N tries another)."""
+    endpoint = server.endpoint
+    client = client_for(endpoint)
+    name = "bad-input-random-" + uuid.uuid4().hex[:8]
+    _create(client, name)
+    rng = random.Random(int(os.environ.get("LAMINA_FUZZ_SEED", "20261123")))
+    failures: list[str] = []
+    sent = 0
+    for op_name in _operations():
+        op = MODEL.operation_model(op_name)
+        shape = op.input_shape
+        if (
+            shape is None
+            or op.http["method"] not in ("POST", "PUT")
+            or op_name.startswith("Delete")
+        ):
+            continue
+        body_members = [m for m, ms in shape.members.items() if "location" not in ms.serialization]
+        if not body_members or not _served(endpoint, op):
+            continue
+        target = "bad-input-rnd-new" if op_name == "CreateFunction" else name
+        method, path, headers, _ = _serialize(op, _base(op, target))
+        headers["Content-Type"] = "application/json"
+        for _ in range(30):
+            doc = {
+                m: _random_value(rng) for m in rng.sample(body_members, min(3, len(body_members)))
+            }
+            body = json.dumps(doc).encode()  # NaN and Infinity as Python writes them
+            status, out, resp = raw(endpoint, method, path, body, headers, timeout_s=30)
+            sent += 1
+            allowed = GENERIC_ERRORS | {s.name for s in op.error_shapes}
+            kind = _error_type(out, resp)
+            if status >= 500 or (status >= 400 and kind not in allowed):
+                failures.append(f"{op_name} {body[:150]!r}: {status} {kind} {resp[:150]!r}")
+            elif status < 300 and (problem := _parse_problem(op, status, out, resp)):
+                failures.append(f"{op_name} {body[:150]!r}: the answer does not parse: {problem}")
+        raw(endpoint, "DELETE", "/2015-03-31/functions/bad-input-rnd-new")
+        if _readable(endpoint, name) is not None:
+            with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+                client.delete_function(FunctionName=name)
+            _create(client, name)
+    assert not failures, "\n".join(failures)
+    assert sent >= 400, sent
     _assert_healthy(server)
