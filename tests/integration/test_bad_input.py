@@ -1249,3 +1249,26 @@ def test_random_bodies(server: LaminaProcess) -> None:
     assert not failures, "\n".join(failures)
     assert sent >= 400, sent
     _assert_healthy(server)
+
+
+@pytest.mark.parametrize("prefix", sorted(TARGETS))
+def test_random_target_bodies(server: LaminaProcess, prefix: str) -> None:
+    """The same random values for the members of SQS, Logs and EventBridge operations."""
+    service, content_type = TARGETS[prefix]
+    endpoint = server.endpoint
+    rng = random.Random(int(os.environ.get("LAMINA_FUZZ_SEED", "20261123")))
+    failures: list[str] = []
+    for name, op in _target_ops(service):
+        shape = op.input_shape
+        if shape is None or not shape.members:
+            continue
+        members = list(shape.members)
+        headers = {"X-Amz-Target": f"{prefix}.{name}", "Content-Type": content_type}
+        for _ in range(10):
+            doc = {m: _random_value(rng) for m in rng.sample(members, min(3, len(members)))}
+            body = json.dumps(doc).encode()
+            status, _, resp = raw(endpoint, "POST", "/", body, headers, timeout_s=30)
+            if status >= 500:
+                failures.append(f"{prefix}.{name} {body[:150]!r}: {status} {resp[:150]!r}")
+    assert not failures, "\n".join(failures)
+    _assert_healthy(server)
