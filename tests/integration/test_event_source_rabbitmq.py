@@ -26,11 +26,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import (
-    PYTHON_RUNTIME,
-    ROLE,
     CreateFunction,
     client_for,
-    function_zip,
+    deploy,
 )
 from tests.integration.event_sources import events_of, poll, wait_state
 from tests.integration.lamina_process import LaminaProcess
@@ -474,16 +472,11 @@ def test_killing_lamina_mid_batch_loses_no_message(
             json.dumps({"username": "guest", "password": "guest"})
         )
         lam = client_for(server.endpoint)
-        lam.create_function(
-            FunctionName="ledger",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="ledger.handler",
-            Code={"ZipFile": function_zip("ledger")},
+        deploy(
+            lam,
+            "ledger",
+            "ledger",
             Environment={"Variables": {"LEDGER": str(ledger), "DELAY": "0.2"}},
-        )
-        lam.get_waiter("function_active_v2").wait(
-            FunctionName="ledger", WaiterConfig={"Delay": 0.1}
         )
         queue = rabbit_queue()
         sent = publish(queue, [f"m{i}" for i in range(60)])

@@ -17,11 +17,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import (
-    PYTHON_RUNTIME,
-    ROLE,
     CreateFunction,
     client_for,
-    function_zip,
+    deploy,
 )
 from tests.integration.event_sources import (
     events_of,
@@ -620,14 +618,11 @@ def test_mappings_survive_a_restart_and_resume(tmp_path: Path) -> None:
         lam = client_for(server.endpoint)
         sqs = client_for(server.endpoint, "sqs")
         logs = client_for(server.endpoint, "logs")
-        lam.create_function(
-            FunctionName="sink",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="batch.handler",
-            Code={"ZipFile": function_zip("batch")},
+        deploy(
+            lam,
+            "sink",
+            "batch",
         )
-        lam.get_waiter("function_active_v2").wait(FunctionName="sink", WaiterConfig={"Delay": 0.1})
         url = sqs.create_queue(QueueName="resumes")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -788,17 +783,12 @@ def test_killing_lamina_mid_batch_loses_no_message(tmp_path: Path) -> None:
     try:
         lam = client_for(server.endpoint)
         sqs = client_for(server.endpoint, "sqs")
-        lam.create_function(
-            FunctionName="ledger",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="ledger.handler",
-            Code={"ZipFile": function_zip("ledger")},
+        deploy(
+            lam,
+            "ledger",
+            "ledger",
             Timeout=3,
             Environment={"Variables": {"LEDGER": str(ledger), "DELAY": "0.2"}},
-        )
-        lam.get_waiter("function_active_v2").wait(
-            FunctionName="ledger", WaiterConfig={"Delay": 0.1}
         )
         url = sqs.create_queue(QueueName="crash", Attributes={"VisibilityTimeout": "3"})["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][

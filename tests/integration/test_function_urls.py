@@ -24,11 +24,9 @@ import httpx
 import pytest
 
 from tests.integration.conftest import (
-    PYTHON_RUNTIME,
-    ROLE,
     CreateFunction,
     client_for,
-    function_zip,
+    deploy,
     make_zip,
 )
 from tests.integration.lamina_process import LaminaProcess
@@ -602,16 +600,7 @@ def test_urls_survive_a_restart(tmp_path: Any) -> None:
     server.start()
     try:
         client = client_for(server.endpoint)
-        client.create_function(
-            FunctionName="kept",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="url_app.handler",
-            Code={"ZipFile": function_zip("url_app")},
-        )
-        client.get_waiter("function_active_v2").wait(
-            FunctionName="kept", WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
-        )
+        deploy(client, "kept", "url_app")
         cfg = client.create_function_url_config(
             FunctionName="kept", AuthType="NONE", Cors={"AllowOrigins": ["*"]}
         )

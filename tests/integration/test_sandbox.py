@@ -20,10 +20,9 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import (
-    PYTHON_RUNTIME,
-    ROLE,
     CreateFunction,
     client_for,
+    deploy,
     function_zip,
     invoke_json,
 )
@@ -187,16 +186,11 @@ def test_idle_environment_runs_on_for_the_freeze_delay_then_stops(
     server.start()
     try:
         client = client_for(server.endpoint)
-        client.create_function(
-            FunctionName="frozen-later",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="sandbox_probe.handler",
-            Code={"ZipFile": function_zip("sandbox_probe")},
+        deploy(
+            client,
+            "frozen-later",
+            "sandbox_probe",
             Timeout=30,
-        )
-        client.get_waiter("function_active_v2").wait(
-            FunctionName="frozen-later", WaiterConfig={"Delay": 0.1}
         )
         _, first = invoke_json(client, "frozen-later", {"action": "counter"})
         time.sleep(2.0)  # unfrozen, the thread would count about 400 here

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, make_zip
+from tests.integration.conftest import client_for, deploy, make_zip
 from tests.integration.lamina_process import LaminaProcess
 
 ACCOUNT = "000000000000"
@@ -251,15 +251,13 @@ def test_schedules_across_a_restart(tmp_path: Path) -> None:
     server.start()
     try:
         lam = client_for(server.endpoint)
-        lam.create_function(
-            FunctionName="tick",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="f.handler",
-            Code={"ZipFile": make_zip({"f.py": LEDGER_FUNCTION})},
+        deploy(
+            lam,
+            "tick",
+            "f",
+            code=make_zip({"f.py": LEDGER_FUNCTION}),
             Environment={"Variables": {"LEDGER": str(ledger)}},
         )
-        lam.get_waiter("function_active_v2").wait(FunctionName="tick")
         events = client_for(server.endpoint, "events")
         events.put_rule(Name="every-minute", ScheduleExpression="rate(1 minute)")
         events.put_targets(Rule="every-minute", Targets=[{"Id": "t", "Arn": fn_arn("tick")}])
@@ -330,15 +328,13 @@ def test_targets_with_qualifiers_and_inputs(tmp_path: Path) -> None:
     server.start()
     try:
         lam = client_for(server.endpoint)
-        lam.create_function(
-            FunctionName="job",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="f.handler",
-            Code={"ZipFile": make_zip({"f.py": ARN_LEDGER_FUNCTION})},
+        deploy(
+            lam,
+            "job",
+            "f",
+            code=make_zip({"f.py": ARN_LEDGER_FUNCTION}),
             Environment={"Variables": {"LEDGER": str(ledger)}},
         )
-        lam.get_waiter("function_active_v2").wait(FunctionName="job")
         version = lam.publish_version(FunctionName="job")["Version"]
         lam.create_alias(FunctionName="job", Name="live", FunctionVersion=version)
         events = client_for(server.endpoint, "events")
@@ -377,15 +373,13 @@ def test_kill_9_neither_skips_nor_doubles_a_run(tmp_path: Path) -> None:
     server.start()
     try:
         lam = client_for(server.endpoint)
-        lam.create_function(
-            FunctionName="tick",
-            Runtime=PYTHON_RUNTIME,
-            Role=ROLE,
-            Handler="f.handler",
-            Code={"ZipFile": make_zip({"f.py": LEDGER_FUNCTION})},
+        deploy(
+            lam,
+            "tick",
+            "f",
+            code=make_zip({"f.py": LEDGER_FUNCTION}),
             Environment={"Variables": {"LEDGER": str(ledger)}},
         )
-        lam.get_waiter("function_active_v2").wait(FunctionName="tick")
         events = client_for(server.endpoint, "events")
         events.put_rule(Name="fast", ScheduleExpression="rate(1 minute)")  # every second
         events.put_targets(Rule="fast", Targets=[{"Id": "t", "Arn": fn_arn("tick")}])
