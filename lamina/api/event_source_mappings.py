@@ -71,8 +71,11 @@ class EventSourceMappingsAPI:
         self.mappings = mappings
 
     def mount(self, router: Router) -> None:
-        router.add("POST", BASE, self.create)
-        router.add("GET", BASE, self.list)
+        # Older botocore models (and the AWS CLI versions built on them) end these two URIs
+        # with a slash.
+        for base in (BASE, BASE + "/"):
+            router.add("POST", base, self.create)
+            router.add("GET", base, self.list)
         router.add("GET", BASE + "/{uuid}", self.get)
         router.add("PUT", BASE + "/{uuid}", self.update)
         router.add("DELETE", BASE + "/{uuid}", self.delete)

@@ -30,7 +30,7 @@ from botocore.serialize import create_serializer
 
 from tests.integration.conftest import PYTHON_RUNTIME, ROLE, client_for, function_zip, make_zip
 from tests.integration.lamina_process import LaminaProcess
-from tests.integration.rawhttp import raw
+from tests.integration.rawhttp import raw, raw_json
 
 MODEL = botocore.session.get_session().get_service_model("lambda")
 SERIALIZER = create_serializer("rest-json", include_validation=False)
@@ -1272,3 +1272,20 @@ def test_random_target_bodies(server: LaminaProcess, prefix: str) -> None:
                 failures.append(f"{prefix}.{name} {body[:150]!r}: {status} {resp[:150]!r}")
     assert not failures, "\n".join(failures)
     _assert_healthy(server)
+
+
+def test_event_source_mapping_uris_with_a_trailing_slash(
+    server: LaminaProcess, fn: dict[str, Any]
+) -> None:
+    """Older botocore models send Create/ListEventSourceMappings to `.../event-source-mappings/`."""
+    plain = raw_json(server.endpoint, "GET", "/2015-03-31/event-source-mappings")
+    slashed = raw_json(server.endpoint, "GET", "/2015-03-31/event-source-mappings/")
+    assert slashed[0] == plain[0] == 200
+    assert slashed[2]["EventSourceMappings"] == plain[2]["EventSourceMappings"]
+    status, headers, _ = raw_json(
+        server.endpoint,
+        "POST",
+        "/2015-03-31/event-source-mappings/",
+        {"FunctionName": MISSING_FN, "EventSourceArn": ESM_QUEUE_ARN},
+    )
+    assert status == 404 and headers["x-amzn-errortype"] == "ResourceNotFoundException"
