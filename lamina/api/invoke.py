@@ -19,9 +19,16 @@ from lamina.invoke.dispatcher import Dispatcher, decode_client_context
 SYNC_PAYLOAD_MAX = 6 * 1024 * 1024  # 6 MB request and response (AWS)
 ASYNC_PAYLOAD_MAX = 1024 * 1024  # 1 MB for Event invocations (AWS, since 2025)
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+def _non_numeric(name: str) -> None:
+    """NaN and Infinity are not JSON: Lambda's parser refuses them, and so would a Node runtime."""
+    raise ValueError(f"Non-standard token '{name}': NaN and Infinity are not JSON numbers")
+
+
 # Integers are checked, not converted: a number of more than 4,300 digits is JSON (Lambda takes
 # it), but Python's int() refuses it.
-_DECODER = json.JSONDecoder(parse_int=len)
+_DECODER = json.JSONDecoder(parse_int=len, parse_constant=_non_numeric)
 
 
 @lru_cache(maxsize=4096)
@@ -46,7 +53,7 @@ def check_payload(payload: bytes, limit: int) -> bytes:
     else:
         return payload
     try:
-        json.loads(payload, parse_int=len)
+        json.loads(payload, parse_int=len, parse_constant=_non_numeric)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidRequestContentException(
             "Could not parse request body into json: Could not parse payload into json: "

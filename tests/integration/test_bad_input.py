@@ -437,6 +437,26 @@ def test_invoke_payload_big_number(server: LaminaProcess, fn: dict[str, Any]) ->
     assert status == 204, resp[:300]
 
 
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_invoke_payload_non_numeric_constants(
+    server: LaminaProcess, fn: dict[str, Any], token: bytes
+) -> None:
+    """NaN and Infinity are not JSON: refused as Lambda's parser refuses them (Python's json
+    module would take them, and a Node runtime would then fail to read the event)."""
+    path = f"/2015-03-31/functions/{fn['name']}/invocations"
+    for invocation_type in ("RequestResponse", "Event", "DryRun"):
+        status, out, resp = raw(
+            server.endpoint,
+            "POST",
+            path,
+            b'{"x": [1, ' + token + b"]}",
+            {"X-Amz-Invocation-Type": invocation_type},
+        )
+        assert status == 400, resp[:300]
+        assert out["x-amzn-errortype"] == "InvalidRequestContentException"
+        assert b"Non-standard token" in resp
+
+
 def test_invoke_size_limits(server: LaminaProcess, fn: dict[str, Any]) -> None:
     path = f"/2015-03-31/functions/{fn['name']}/invocations"
     big = b'"' + b"x" * (6 * 1024 * 1024) + b'"'
