@@ -38,6 +38,7 @@ from lamina.api.s3 import S3Gateway
 from lamina.api.sqs import TARGET as SQS_TARGET
 from lamina.api.sqs import SqsAPI
 from lamina.api.status import StatusAPI
+from lamina.api.tags import TagsAPI
 from lamina.api.url_gateway import UrlGateway
 from lamina.api.versions import VersionsAPI
 from lamina.config import Settings
@@ -265,6 +266,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     BucketsAPI(buckets).mount(router)
     FunctionsAPI(registry, code, object_store.read).mount(router)
     VersionsAPI(registry).mount(router)
+    TagsAPI(registry).mount(router)
     AliasesAPI(registry).mount(router)
     InvokeAPI(dispatcher, async_worker).mount(router)
     InvokeStreamAPI(dispatcher).mount(router)

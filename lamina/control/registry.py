@@ -437,6 +437,31 @@ class Registry:
             raise
         self._notify_alias(alias)
 
+    async def tag(self, region: str, ref: FunctionRef, tags: Mapping[str, str]) -> None:
+        """TagResource: add or overwrite; the function may hold at most 50 tags in all."""
+        record = self.record(region, ref)
+        merged = {**record.tags, **tags}
+        if len(merged) > validation.MAX_TAGS:
+            raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
+        old = record.tags
+        record.tags = merged
+        try:
+            await self.db.run(self.store.put, record)
+        except BaseException:
+            record.tags = old
+            raise
+
+    async def untag(self, region: str, ref: FunctionRef, keys: list[str]) -> None:
+        """UntagResource: keys the function does not have are ignored, as on AWS."""
+        record = self.record(region, ref)
+        old = record.tags
+        record.tags = {k: v for k, v in old.items() if k not in keys}
+        try:
+            await self.db.run(self.store.put, record)
+        except BaseException:
+            record.tags = old
+            raise
+
     async def put_reserved_concurrency(self, region: str, ref: FunctionRef, value: int) -> int:
         record = self.record(region, ref)
         others = sum(

@@ -208,8 +208,20 @@ def tags(value: Any) -> dict[str, str]:
     for key, val in value.items():
         if not isinstance(key, str) or not 1 <= len(key) <= 128:
             raise constraint_error(key, "tags", "Map keys must have length between 1 and 128")
+        if key.lower().startswith("aws:"):
+            raise InvalidParameterValueException(
+                f"Invalid tag key {key}: keys starting with 'aws:' are reserved for AWS use."
+            )
         string(val, f"tags.{key}", max_len=256)
     return dict(value)
+
+
+def tag_keys(value: Any) -> list[str]:
+    """UntagResource's `tagKeys`: 1-128 characters each (no more than the resource may hold)."""
+    for key in value:
+        if not 1 <= len(key) <= 128:
+            raise constraint_error(key, "tagKeys", "Member must have length between 1 and 128")
+    return list(value)
 
 
 def runtime(value: Any, available: Mapping[str, str | None]) -> str:
