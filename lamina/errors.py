@@ -8,6 +8,7 @@
     ├── ResourceNotFoundException           404
     ├── ProvisionedConcurrencyConfigNotFoundException 404
     ├── ResourceConflictException           409  exists already, or the function is not in a state for this
+    ├── PolicyLengthExceededException       400  a resource-based policy over its size limit
     ├── PreconditionFailedException         412  a stale RevisionId
     ├── RequestTooLargeException            413  a payload or package over Lambda's limit
     ├── UnsupportedMediaTypeException       415
@@ -115,3 +116,7 @@ class AccessDeniedException(LambdaError):
 
     status = 403
     message_key = "Message"
+
+
+class PolicyLengthExceededException(LambdaError):
+    """A resource-based policy over Lambda's size limit (20 KB for a function)."""

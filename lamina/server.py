@@ -33,6 +33,7 @@ from lamina.api.invoke_stream import InvokeStreamAPI
 from lamina.api.layers import LayersAPI
 from lamina.api.logs import TARGET as LOGS_TARGET
 from lamina.api.logs import LogsAPI
+from lamina.api.policies import PoliciesAPI
 from lamina.api.provisioned_concurrency import ProvisionedConcurrencyAPI
 from lamina.api.s3 import S3Gateway
 from lamina.api.sqs import TARGET as SQS_TARGET
@@ -47,6 +48,7 @@ from lamina.control.code_store import CodeStore
 from lamina.control.function_urls import FunctionUrls
 from lamina.control.layers import Layers
 from lamina.control.layers_store import SqlLayerStore
+from lamina.control.policies import Policies, SqlPolicyStore
 from lamina.control.registry import Registry
 from lamina.control.store import SqlFunctionStore
 from lamina.db import Database, sqlite_url
@@ -180,6 +182,8 @@ def build(settings: Settings, endpoint: str) -> Lamina:
         runtimes=registry.runtimes,
     )
     registry.layers = layers
+    policies = Policies(db=db, store=SqlPolicyStore(db))
+    registry.policies = layers.policies = policies
     registry.hot_reload = hot_reload.allowed(settings.hot_reload, settings.host)
     logs = LogStore(db)
     sandbox = choose_sandbox(
@@ -276,6 +280,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     ProvisionedConcurrencyAPI(provisioned).mount(router)
     ConcurrencyAPI(registry).mount(router)
     LayersAPI(layers, object_store.read).mount(router)
+    PoliciesAPI(registry, layers, policies).mount(router)
     FunctionUrlsAPI(function_urls, int(endpoint.rsplit(":", 1)[1])).mount(router)
     EventSourceMappingsAPI(mappings).mount(router)
     StatusAPI(pool).mount(router)
@@ -291,6 +296,7 @@ def build(settings: Settings, endpoint: str) -> Lamina:
     lamina.buckets, lamina.object_events = buckets, object_events
     lamina.provisioned = provisioned
     app.startup.append(layers.load)
+    app.startup.append(policies.load)
     lamina.function_urls = function_urls
     lamina.mappings = mappings
     app.startup.append(lamina.startup)

@@ -99,7 +99,7 @@ class LayersAPI:
 
     async def get(self, req: Request) -> Response:
         name = self.layers.layer_name(req.region, req.params["name"])
-        version = self.layers.get(req.region, name, _number(req.params["number"]))
+        version = self.layers.get(req.region, name, version_number(req.params["number"]))
         return json_response(layer_version(version, req.host))
 
     async def get_by_arn(self, req: Request) -> Response:
@@ -113,7 +113,7 @@ class LayersAPI:
 
     async def delete(self, req: Request) -> Response:
         name = self.layers.layer_name(req.region, req.params["name"])
-        await self.layers.delete(req.region, name, _number(req.params["number"]))
+        await self.layers.delete(req.region, name, version_number(req.params["number"]))
         return empty(204)
 
     async def list_layers(self, req: Request) -> Response:
@@ -206,7 +206,7 @@ def list_item(v: LayerVersion) -> dict[str, Any]:
     return out
 
 
-def _number(raw: str) -> int:
+def version_number(raw: str) -> int:
     try:
         return int(raw)
     except ValueError as exc:

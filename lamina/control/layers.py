@@ -19,6 +19,7 @@ from lamina.control import layers_tree
 from lamina.control.code_store import MAX_UNZIPPED_BYTES, CodeStore
 from lamina.control.layers_store import LayerStore, LayerVersion
 from lamina.control.model import CodeRef, LayerRef
+from lamina.control.policies import Policies
 from lamina.db import Database
 from lamina.errors import (
     InvalidParameterValueException,
@@ -58,6 +59,7 @@ class Layers:
         self.code = code
         self.account_id = account_id
         self.runtimes = runtimes  # every runtime id Lamina knows (CompatibleRuntimes' enum)
+        self.policies: Policies | None = None  # layer version policies (wired by server.py)
         # (region, name) -> version number -> version, tombstones included
         self._layers: dict[tuple[str, str], dict[int, LayerVersion]] = {}
 
@@ -115,6 +117,8 @@ class Layers:
         tombstone = dataclasses.replace(version, deleted=True)
         await self.db.run(self.store.put, tombstone)
         self._layers[(region, name)][number] = tombstone
+        if self.policies is not None:
+            await self.policies.forget(version.arn)
 
     # -- reads -----------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from lamina.control.model import (
     now_lambda_timestamp,
 )
 from lamina.control.names import FunctionRef, check_qualifier, check_scope, merge_qualifier
+from lamina.control.policies import Policies
 from lamina.control.store import FunctionStore
 from lamina.db import Database
 from lamina.errors import (
@@ -96,6 +97,7 @@ class Registry:
         self.listeners: list[RetireListener] = []
         self.alias_listeners: list[AliasListener] = []
         self.layers: Layers | None = None  # resolves `Layers` (wired by server.py)
+        self.policies: Policies | None = None  # resource-based policies (wired by server.py)
         self.hot_reload = False  # whether code may be a host folder (control/hot_reload.py)
         self._functions: dict[tuple[str, str], FunctionRecord] = {}
         # Reserved concurrency summed per region, read on every invocation (admission);
@@ -290,6 +292,8 @@ class Registry:
             return
         await self.db.run(self.store.delete, *record.key)
         self._functions.pop(record.key, None)
+        if self.policies is not None:
+            await self.policies.forget_function(record.latest.arn)
         self._reserved_sums = None
         for cfg in record.all_versions():
             self._notify(cfg)
@@ -317,6 +321,8 @@ class Registry:
             return
         await self.db.run(self.store.delete_version, *record.key, version)
         record.versions.pop(version, None)
+        if self.policies is not None:
+            await self.policies.forget(cfg.qualified_arn)
         self._notify(cfg)
 
     # -- versions and aliases --------------------------------------------------------------------
@@ -423,6 +429,8 @@ class Registry:
         await self.db.run(self.store.delete_alias, *record.key, name)
         if record.aliases.get(name) is alias:
             del record.aliases[name]
+        if self.policies is not None:
+            await self.policies.forget(alias.arn)
         self._notify_alias(alias)
 
     async def _put_alias(self, record: FunctionRecord, alias: Alias, old: Alias | None) -> None:
