@@ -1306,6 +1306,7 @@ def test_event_source_mapping_uris_with_a_trailing_slash(
         server.endpoint,
         "POST",
         "/2015-03-31/event-source-mappings/",
-        {"FunctionName": MISSING_FN, "EventSourceArn": ESM_QUEUE_ARN},
+        # A name of its own: the model sweep may have created MISSING_FN by then.
+        {"FunctionName": f"never-created-{uuid.uuid4().hex}", "EventSourceArn": ESM_QUEUE_ARN},
     )
     assert status == 404 and headers["x-amzn-errortype"] == "ResourceNotFoundException"
