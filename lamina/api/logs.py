@@ -185,6 +185,8 @@ class LogsAPI:
                 "InvalidParameterException", "logGroupName and logStreamName are required."
             )
         after = _token(body.get("nextToken"))
+        if after is None:
+            return _error(*_BAD_TOKEN)
         events = await self.logs.events(
             req.region,
             group,
@@ -217,13 +219,16 @@ class LogsAPI:
         streams = body.get("logStreamNames")
         pattern = (body.get("filterPattern") or "").strip().strip('"') or None
         limit = int(body.get("limit") or 10000)
+        after = _token(body.get("nextToken"))
+        if after is None:
+            return _error(*_BAD_TOKEN)
         events = await self.logs.events(
             req.region,
             group,
             streams=streams,
             start_ms=body.get("startTime"),
             end_ms=body.get("endTime"),
-            after_id=_token(body.get("nextToken")),
+            after_id=after,
             contains=pattern,
             limit=limit,
         )
@@ -248,9 +253,16 @@ class LogsAPI:
         return _ok(out)
 
 
-def _token(value: Any) -> int:
-    if isinstance(value, str) and "/" in value:
-        tail = value.split("/", 1)[1]
+def _token(value: Any) -> int | None:
+    """The event id a token this API handed out continues after (0: from the start); None for a
+    token it never handed out, which CloudWatch Logs refuses rather than starting over."""
+    if value is None:
+        return 0
+    if isinstance(value, str) and value[:2] in ("f/", "b/"):
+        tail = value[2:]
         if tail.isdecimal() and len(tail) <= 18:  # an event id: within SQLite's integers
             return int(tail)
-    return 0
+    return None
+
+
+_BAD_TOKEN = ("InvalidParameterException", "The specified nextToken is invalid.")

@@ -1196,6 +1196,9 @@ def test_logs_reads_with_odd_numbers(server: LaminaProcess, fn: dict[str, Any]) 
             headers["X-Amz-Target"] = f"Logs_20140328.{op}"
             status, _, resp = raw(endpoint, "POST", "/", json.dumps(doc).encode(), headers)
             assert status < 500, (op, token[:20], resp[:300])
+            if op in ("FilterLogEvents", "GetLogEvents"):  # a token never handed out
+                assert status == 400, (op, token[:20], resp[:300])
+                assert json.loads(resp)["__type"] == "InvalidParameterException"
     _assert_healthy(server)
 
 
