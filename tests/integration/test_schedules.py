@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import client_for, deploy, make_zip
+from tests.integration.conftest import client_for, deploy, make_zip, wait_for
 from tests.integration.lamina_process import LaminaProcess
 
 ACCOUNT = "000000000000"
@@ -234,15 +234,9 @@ def ledger_entries(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-@pytest.mark.slow
-def test_schedules_across_a_restart(tmp_path: Path) -> None:
+def ledger_server(tmp_path: Path) -> tuple[LaminaProcess, Path]:
+    """A server of the test's own (a minute lasts a second) with function `tick` appending each
+    event it gets to the returned ledger."""
     ledger = tmp_path / "ledger.jsonl"
     server = LaminaProcess(
         tmp_path / "data",
@@ -250,14 +244,23 @@ def test_schedules_across_a_restart(tmp_path: Path) -> None:
     )
     server.start()
     try:
-        lam = client_for(server.endpoint)
         deploy(
-            lam,
+            client_for(server.endpoint),
             "tick",
             "f",
             code=make_zip({"f.py": LEDGER_FUNCTION}),
             Environment={"Variables": {"LEDGER": str(ledger)}},
         )
+    except BaseException:
+        server.stop()
+        raise
+    return server, ledger
+
+
+@pytest.mark.slow
+def test_schedules_across_a_restart(tmp_path: Path) -> None:
+    server, ledger = ledger_server(tmp_path)
+    try:
         events = client_for(server.endpoint, "events")
         events.put_rule(Name="every-minute", ScheduleExpression="rate(1 minute)")
         events.put_targets(Rule="every-minute", Targets=[{"Id": "t", "Arn": fn_arn("tick")}])
@@ -365,21 +368,8 @@ def test_targets_with_qualifiers_and_inputs(tmp_path: Path) -> None:
 def test_kill_9_neither_skips_nor_doubles_a_run(tmp_path: Path) -> None:
     """SIGKILL at moments unrelated to the schedule, three times: no run is fired twice, and
     every run reaches the function with a single event id (a redelivery repeats the id)."""
-    ledger = tmp_path / "ledger.jsonl"
-    server = LaminaProcess(
-        tmp_path / "data",
-        env={"LAMINA_SANDBOX": "process", "LAMINA_SCHEDULE_TIME_SCALE": "60"},
-    )
-    server.start()
+    server, ledger = ledger_server(tmp_path)
     try:
-        lam = client_for(server.endpoint)
-        deploy(
-            lam,
-            "tick",
-            "f",
-            code=make_zip({"f.py": LEDGER_FUNCTION}),
-            Environment={"Variables": {"LEDGER": str(ledger)}},
-        )
         events = client_for(server.endpoint, "events")
         events.put_rule(Name="fast", ScheduleExpression="rate(1 minute)")  # every second
         events.put_targets(Rule="fast", Targets=[{"Id": "t", "Arn": fn_arn("tick")}])
